@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// Launcher: the adapter needs Node.js >= 22.19 (its Kubernetes client's HTTP stack does). Where the
+// system's Node is older, re-run with the Node 24 that `npm ci` installs from the npm registry.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 19)) {
+  const bundled = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
+  if (!existsSync(bundled)) {
+    process.stderr.write(`prometheus-metrics-adapter needs Node.js >= 22.19 (this is ${process.versions.node}); run npm ci to install Node 24 into node_modules, or install Node 24.\n`);
+    process.exit(1);
+  }
+  const result = spawnSync(bundled, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(result.status ?? 1);
+}
+
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(entry))) {
+  process.stderr.write('prometheus-metrics-adapter is not built: run npm ci (or npm run build) in its directory first.\n');
+  process.exit(1);
+}
+const { main } = await import(entry.href);
+await main(process.argv);

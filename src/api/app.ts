@@ -1,0 +1,87 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { CustomMetricsProvider } from '../providers/types.ts';
+import { registerCustomMetricsRoutes } from './custom-metrics-routes.ts';
+import { encodeApiGroupList } from './custom-metrics-wire.ts';
+import { sendJson } from './json-response.ts';
+import { METHOD_NOT_ALLOWED, NOT_FOUND_ROUTE, statusBody, toStatus } from './status.ts';
+import { AdapterError } from '../errors.ts';
+
+export interface AppOptions {
+  readonly log: Logger;
+  readonly tls: { readonly certPem: string; readonly keyPem: string; readonly clientCaPem?: string };
+  readonly custom: CustomMetricsProvider;
+  /** Runs before every API request (not health checks): authentication and authorization. */
+  readonly guard?: (request: import('fastify').FastifyRequest) => Promise<void>;
+  readonly isReady?: () => boolean;
+}
+
+const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
+const MAX_URL_BYTES = 16 * 1024;
+
+export function buildApp(options: AppOptions): FastifyInstance {
+  const { log } = options;
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    disableRequestLogging: true,
+    https: {
+      key: options.tls.keyPem,
+      cert: options.tls.certPem,
+      minVersion: 'TLSv1.2',
+      // Asking for (not requiring) a client certificate is how the aggregator's front-proxy
+      // identity arrives; the guard decides what a presented certificate proves.
+      requestCert: true,
+      rejectUnauthorized: false,
+      ...(options.tls.clientCaPem ? { ca: options.tls.clientCaPem } : {}),
+    },
+    routerOptions: { maxParamLength: 2048, ignoreTrailingSlash: true },
+    return503OnClosing: true,
+    bodyLimit: 64 * 1024,
+    frameworkErrors: (error, request, reply) => {
+      const code = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      void sendJson(request, reply, code, statusBody(code, code === 414 ? undefined : 'BadRequest', `bad request: ${error.message}`));
+    },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.length > MAX_URL_BYTES) {
+      return sendJson(request, reply, 414, statusBody(414, undefined, `request URL longer than ${MAX_URL_BYTES} bytes`));
+    }
+    const path = request.url.split('?')[0]!;
+    if (HEALTH_PATHS.has(path)) return;
+    if (options.guard) await options.guard(request);
+    return;
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: +reply.elapsedTime.toFixed(2) }, 'request');
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const status = toStatus(error);
+    if (!(error instanceof AdapterError)) {
+      request.log.error({ err: error, url: request.url }, 'unexpected error while serving a request');
+    } else if (status.code >= 500) {
+      request.log.warn({ url: request.url, code: status.code, msg: status.message }, 'request failed');
+    }
+    return sendJson(request, reply, status.code, status);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const isApi = request.url.startsWith('/apis');
+    if (isApi && request.method !== 'GET' && request.method !== 'HEAD') return sendJson(request, reply, 405, METHOD_NOT_ALLOWED);
+    return sendJson(request, reply, 404, NOT_FOUND_ROUTE);
+  });
+
+  for (const path of HEALTH_PATHS) {
+    app.get(path, async (_request, reply) => {
+      if (path === '/readyz' && options.isReady && !options.isReady()) {
+        return reply.code(503).type('text/plain').send('not ready: the rule file or the object caches are still loading\n');
+      }
+      return reply.type('text/plain').send('ok');
+    });
+  }
+  app.get('/apis', async (request, reply) => sendJson(request, reply, 200, encodeApiGroupList()));
+  registerCustomMetricsRoutes(app, options.custom);
+  return app as unknown as FastifyInstance;
+}

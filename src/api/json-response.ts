@@ -1,0 +1,22 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+/**
+ * Writes JSON the way Kubernetes API servers do: compact with a trailing newline, or indented for
+ * `?pretty=true` and for humans' tools (curl, wget, browsers), with `<`, `>` and `&` escaped like
+ * Go's HTML-safe encoder.
+ */
+export function sendJson(request: FastifyRequest, reply: FastifyReply, code: number, body: unknown): FastifyReply {
+  const text = wantsPretty(request) ? JSON.stringify(body, null, 2) : `${JSON.stringify(body)}\n`;
+  return reply
+    .code(code)
+    .header('Content-Type', 'application/json')
+    .header('Cache-Control', 'no-cache, private')
+    .send(text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
+function wantsPretty(request: FastifyRequest): boolean {
+  const pretty = (request.query as Record<string, unknown> | undefined)?.pretty;
+  if (pretty !== undefined) return pretty === 'true' || pretty === '1';
+  const agent = request.headers['user-agent'] ?? '';
+  return agent.startsWith('curl') || agent.startsWith('Wget') || agent.startsWith('Mozilla/5.0');
+}

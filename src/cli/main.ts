@@ -1,0 +1,67 @@
+import { Command, CommanderError } from 'commander';
+import { createLogger } from '../logging.ts';
+import { startServer } from '../server.ts';
+import { ConfigError } from '../errors.ts';
+import { addServeFlags, toServeOptions } from './serve-options.ts';
+
+const VERSION = '0.1.0';
+
+export function buildProgram(): Command {
+  const program = new Command('prometheus-metrics-adapter')
+    .description(
+      'Serves the Kubernetes custom metrics API (custom.metrics.k8s.io v1beta1 and v1beta2) from PromQL rules,\n' +
+        'as an aggregated API server behind kube-apiserver. A drop-in successor to prometheus-adapter.',
+    )
+    .version(VERSION, '--version', 'print the version and exit')
+    .showHelpAfterError('(run with --help for usage)');
+
+  // Serving is the program itself, so `--help` lists its flags and manifests written for
+  // prometheus-adapter (which pass flags and sometimes the binary path as an argument) work as they are.
+  addServeFlags(program.allowExcessArguments(true)).action(async (flags: Record<string, unknown>) => {
+    const options = toServeOptions(flags);
+    const log = createLogger(options.verbosity);
+    let server: Awaited<ReturnType<typeof startServer>>;
+    try {
+      server = await startServer(options, log);
+    } catch (err) {
+      const message = err instanceof ConfigError ? err.message : `cannot start: ${(err as Error).message}`;
+      log.fatal(message);
+      process.stderr.write(`${message}\n`);
+      log.flush();
+      process.exitCode = 1;
+      return;
+    }
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down: finishing in-flight requests');
+      const force = setTimeout(() => process.exit(1), 10_000);
+      force.unref();
+      server.close().then(
+        () => {
+          log.flush();
+          process.exit(0);
+        },
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync([...argv]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    throw err;
+  }
+}

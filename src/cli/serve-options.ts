@@ -1,0 +1,142 @@
+import { Command, Option } from 'commander';
+import { fileURLToPath } from 'node:url';
+import { parseGoDuration } from './durations.ts';
+
+/** Everything `serve` needs, with flag values parsed and defaults applied. */
+export interface ServeOptions {
+  config: string;
+  prometheusUrl: string;
+  prometheusTimeoutMs: number;
+  prometheusVerb: 'GET' | 'POST';
+  prometheusTokenFile?: string;
+  prometheusCaFile?: string;
+  prometheusClientCertFile?: string;
+  prometheusClientKeyFile?: string;
+  prometheusHeaders: Record<string, string>;
+  queryCacheTtlMs: number;
+  queryCacheSize: number;
+  relistIntervalMs: number;
+  objectSource: 'kubernetes' | 'prometheus';
+  kubeconfig?: string;
+  masterUrl?: string;
+  bindAddress: string;
+  securePort: number;
+  tlsCertFile?: string;
+  tlsPrivateKeyFile?: string;
+  certDir?: string;
+  insecureDisableAuth: boolean;
+  authenticationKubeconfig?: string;
+  authorizationKubeconfig?: string;
+  requestheaderClientCaFile?: string;
+  requestheaderAllowedNames?: string[];
+  clientCaFile?: string;
+  authenticationSkipLookup: boolean;
+  anonymousAuth: boolean;
+  authorizationAlwaysAllowPaths: string[];
+  verbosity: number;
+}
+
+export const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/rules.yaml', import.meta.url));
+
+const collectHeader = (value: string, previous: Record<string, string>): Record<string, string> => {
+  const eq = value.indexOf('=');
+  const key = (eq === -1 ? value : value.slice(0, eq)).trim();
+  if (!key) throw new Error(`--prometheus-header "${value}" has no header name: use Name=Value`);
+  return { ...previous, [key]: eq === -1 ? '' : value.slice(eq + 1) };
+};
+const list = (value: string, previous: string[]): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+const duration = (flag: string) => (value: string): number => {
+  try {
+    return parseGoDuration(value);
+  } catch (err) {
+    throw new Error(`${flag}: ${(err as Error).message}`);
+  }
+};
+const integer = (flag: string, min: number, max: number) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+};
+const boolean = (value: string): boolean => {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new Error(`expected true or false, got "${value}"`);
+};
+
+/** Adds the serving flags; names follow prometheus-adapter and the Kubernetes generic API server. */
+export function addServeFlags(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--config <file>', 'rule file (native format)').default(DEFAULT_CONFIG, 'the packaged config/rules.yaml'))
+    .addOption(new Option('--prometheus-url <url>', 'Prometheus base URL; may include a path prefix').default('https://localhost'))
+    .addOption(new Option('--prometheus-timeout <duration>', 'timeout of each Prometheus request').default(30_000, '30s').argParser(duration('--prometheus-timeout')))
+    .addOption(new Option('--prometheus-verb <verb>', 'HTTP method for queries; GET switches to POST by itself for queries longer than 8 KiB').choices(['GET', 'POST']).default('GET'))
+    .addOption(new Option('--prometheus-token-file <file>', 'bearer token for Prometheus, re-read when the file changes'))
+    .addOption(new Option('--prometheus-ca-file <file>', 'CA bundle that signs Prometheus\'s serving certificate'))
+    .addOption(new Option('--prometheus-client-tls-cert-file <file>', 'client certificate for mutual TLS with Prometheus'))
+    .addOption(new Option('--prometheus-client-tls-key-file <file>', 'key of --prometheus-client-tls-cert-file'))
+    .addOption(new Option('--prometheus-header <name=value>', 'extra header on every Prometheus request (repeatable), e.g. X-Scope-OrgID=team-a').default({}, 'none').argParser(collectHeader))
+    .addOption(new Option('--query-cache-ttl <duration>', 'reuse a query result for this long; 0 disables the cache (identical concurrent queries are still merged)').default(5_000, '5s').argParser(duration('--query-cache-ttl')))
+    .addOption(new Option('--query-cache-size <n>', 'most query results kept in the cache').default(1000).argParser(integer('--query-cache-size', 1, 10_000_000)))
+    .addOption(new Option('--metrics-relist-interval <duration>', 'how often API discovery (resource names, CRDs) is refreshed').default(600_000, '10m').argParser(duration('--metrics-relist-interval')))
+    .addOption(new Option('--object-source <source>', 'where label-selector lookups find objects: the Kubernetes API (watch caches), or kube-state-metrics series in Prometheus (no cluster needed)').choices(['kubernetes', 'prometheus']).default('kubernetes'))
+    .addOption(new Option('--kubeconfig <file>', 'kubeconfig for the Kubernetes API; default: in-cluster service account'))
+    .addOption(new Option('--kube-config <file>', 'alias of --kubeconfig').hideHelp())
+    .addOption(new Option('--lister-kubeconfig <file>', 'alias of --kubeconfig (prometheus-adapter spelling)'))
+    .addOption(new Option('--master-url <url>', 'Kubernetes API server address, overriding the kubeconfig'))
+    .addOption(new Option('--bind-address <ip>', 'address to serve HTTPS on').default('0.0.0.0'))
+    .addOption(new Option('--secure-port <port>', 'HTTPS port').default(6443).argParser(integer('--secure-port', 0, 65535)))
+    .addOption(new Option('--tls-cert-file <file>', 'serving certificate (PEM); with --tls-private-key-file'))
+    .addOption(new Option('--tls-private-key-file <file>', 'key of --tls-cert-file'))
+    .addOption(new Option('--cert-dir <dir>', 'where a self-signed serving certificate is kept (apiserver.crt/.key) when no --tls-cert-file is given; default: generated in memory'))
+    .addOption(new Option('--insecure-disable-auth', 'serve without authentication or authorization; refused unless --bind-address is a loopback address').default(false))
+    .addOption(new Option('--authentication-kubeconfig <file>', 'kubeconfig for TokenReview and the extension-apiserver-authentication ConfigMap; default: --kubeconfig'))
+    .addOption(new Option('--authorization-kubeconfig <file>', 'kubeconfig for SubjectAccessReview; default: --kubeconfig'))
+    .addOption(new Option('--requestheader-client-ca-file <file>', 'CA of front-proxy client certificates; default: from kube-system/extension-apiserver-authentication'))
+    .addOption(new Option('--requestheader-allowed-names <names>', 'front-proxy certificate common names allowed (comma-separated); empty: any name signed by the CA').default([], 'from the ConfigMap').argParser(list))
+    .addOption(new Option('--client-ca-file <file>', 'CA of x509 client certificates; default: from the ConfigMap'))
+    .addOption(new Option('--authentication-skip-lookup', 'do not read kube-system/extension-apiserver-authentication; use only the flags above').default(false))
+    .addOption(new Option('--anonymous-auth <bool>', 'treat requests without credentials as system:anonymous (authorization still applies)').default(true).argParser(boolean))
+    .addOption(new Option('--authorization-always-allow-paths <paths>', 'paths served without authorization (comma-separated)').default(['/healthz', '/readyz', '/livez'], '/healthz,/readyz,/livez').argParser(list))
+    .addOption(new Option('--v <level>', 'log verbosity: 0-3 info, 4-5 debug (each request with rule, PromQL, duration and item count), 6+ trace').default(0).argParser(integer('--v', 0, 10)));
+}
+
+export function toServeOptions(o: Record<string, unknown>): ServeOptions {
+  const s = (k: string): string | undefined => (typeof o[k] === 'string' && o[k] !== '' ? (o[k] as string) : undefined);
+  const opts: ServeOptions = {
+    config: o.config as string,
+    prometheusUrl: o.prometheusUrl as string,
+    prometheusTimeoutMs: o.prometheusTimeout as number,
+    prometheusVerb: o.prometheusVerb as 'GET' | 'POST',
+    prometheusHeaders: o.prometheusHeader as Record<string, string>,
+    queryCacheTtlMs: o.queryCacheTtl as number,
+    queryCacheSize: o.queryCacheSize as number,
+    relistIntervalMs: o.metricsRelistInterval as number,
+    objectSource: o.objectSource as 'kubernetes' | 'prometheus',
+    bindAddress: o.bindAddress as string,
+    securePort: o.securePort as number,
+    insecureDisableAuth: o.insecureDisableAuth === true,
+    authenticationSkipLookup: o.authenticationSkipLookup === true,
+    anonymousAuth: o.anonymousAuth as boolean,
+    authorizationAlwaysAllowPaths: o.authorizationAlwaysAllowPaths as string[],
+    requestheaderAllowedNames: (o.requestheaderAllowedNames as string[]).length ? (o.requestheaderAllowedNames as string[]) : undefined,
+    verbosity: o.v as number,
+  } as ServeOptions;
+  const optional: [keyof ServeOptions, string | undefined][] = [
+    ['prometheusTokenFile', s('prometheusTokenFile')],
+    ['prometheusCaFile', s('prometheusCaFile')],
+    ['prometheusClientCertFile', s('prometheusClientTlsCertFile')],
+    ['prometheusClientKeyFile', s('prometheusClientTlsKeyFile')],
+    ['kubeconfig', s('kubeconfig') ?? s('kubeConfig') ?? s('listerKubeconfig')],
+    ['masterUrl', s('masterUrl')],
+    ['tlsCertFile', s('tlsCertFile')],
+    ['tlsPrivateKeyFile', s('tlsPrivateKeyFile')],
+    ['certDir', s('certDir')],
+    ['authenticationKubeconfig', s('authenticationKubeconfig')],
+    ['authorizationKubeconfig', s('authorizationKubeconfig')],
+    ['requestheaderClientCaFile', s('requestheaderClientCaFile')],
+    ['clientCaFile', s('clientCaFile')],
+  ];
+  for (const [key, value] of optional) if (value !== undefined) (opts as unknown as Record<string, unknown>)[key] = value;
+  if (!opts.requestheaderAllowedNames) delete opts.requestheaderAllowedNames;
+  return opts;
+}

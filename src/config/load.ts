@@ -1,0 +1,162 @@
+import { readFile } from 'node:fs/promises';
+import { Ajv, type ErrorObject } from 'ajv';
+import { LineCounter, parseDocument, isMap } from 'yaml';
+import { ConfigError } from '../errors.ts';
+import { compileTemplate, TemplateError } from '../rules/template.ts';
+import { WELL_KNOWN_RESOURCES, parseGroupResource } from '../rules/well-known-resources.ts';
+import { parsePrometheusDuration } from './duration.ts';
+import type { MetricRule, RuleSet } from './model.ts';
+import { nativeRuleFileSchema } from './native-schema.ts';
+
+export const QUERY_TEMPLATE_FIELDS = ['Series', 'LabelMatchers', 'LabelValuesByName', 'GroupBy', 'GroupBySlice', 'Window'];
+
+interface NativeMetric {
+  name: string;
+  description?: string;
+  resource: string;
+  query: string;
+  windows?: string[];
+  objectLabel?: string;
+  namespaceLabel?: string;
+  series?: string;
+  queryScope?: 'namespace' | 'objects';
+}
+
+const ajv = new Ajv({ allErrors: true, strict: true });
+const validateNative = ajv.compile(nativeRuleFileSchema);
+
+export async function loadRuleFile(file: string): Promise<RuleSet> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  return parseRuleFile(file, text);
+}
+
+/** Parses and validates a rule file; every problem found is reported at once, each with its place. */
+export function parseRuleFile(file: string, text: string): RuleSet {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => {
+        const at = e.linePos?.[0];
+        return `${at ? `line ${at.line}, column ${at.col}: ` : ''}${e.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  const data: unknown = doc.toJS();
+  if (data === null || data === undefined) throw new ConfigError(file, ['the file is empty: expected a `metrics:` list']);
+  if (isMap(doc.contents) && ['rules', 'externalRules', 'resourceRules'].some((k) => doc.has(k)) && !doc.has('metrics')) {
+    throw new ConfigError(file, [
+      'this is a prometheus-adapter rule file (rules/externalRules/resourceRules); this version reads the native format with a top-level `metrics:` list',
+    ]);
+  }
+  const lineOf = (path: (string | number)[]): string => {
+    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+    const offset = node?.range?.[0];
+    return offset === undefined ? '' : `line ${lines.linePos(offset).line}: `;
+  };
+  if (!validateNative(data)) {
+    throw new ConfigError(file, (validateNative.errors ?? []).map((e) => describeSchemaError(e, data, lineOf)));
+  }
+  const metrics = (data as { metrics: NativeMetric[] }).metrics;
+  const problems: string[] = [];
+  const rules: MetricRule[] = [];
+  const seen = new Map<string, string>();
+  metrics.forEach((m, index) => {
+    const where = `${lineOf(['metrics', index])}metrics[${index}] (${m.name})`;
+    let query;
+    try {
+      query = compileTemplate(m.query, QUERY_TEMPLATE_FIELDS);
+    } catch (err) {
+      if (err instanceof TemplateError) {
+        problems.push(`${where}: query: ${err.message}`);
+        return;
+      }
+      throw err;
+    }
+    const objectLabel = m.objectLabel ?? defaultObjectLabel(m.resource);
+    if (objectLabel === null) {
+      problems.push(
+        `${where}: objectLabel: cannot derive the Prometheus label for resource "${m.resource}"; set objectLabel to the label that holds the object's name`,
+      );
+      return;
+    }
+    const windows: (string | null)[] = m.windows ?? [null];
+    for (const windowText of windows) {
+      const metric = windowText === null ? m.name : metricNameForWindow(m.name, windowText);
+      const seconds = windowText === null ? null : parsePrometheusDuration(windowText);
+      if (windowText !== null && (seconds === null || !Number.isInteger(seconds) || seconds <= 0)) {
+        problems.push(`${where}: windows: "${windowText}" must be a whole number of seconds, e.g. 30s, 1m, 5m`);
+        continue;
+      }
+      if (windowText === null && m.name.includes('{window}')) {
+        problems.push(`${where}: name: contains {window} but the rule has no windows`);
+        continue;
+      }
+      const key = `${m.resource}/${metric}`;
+      const previous = seen.get(key);
+      if (previous) {
+        problems.push(`${where}: name: metric "${metric}" for ${m.resource} is already defined by ${previous}`);
+        continue;
+      }
+      seen.set(key, `metrics[${index}]`);
+      rules.push({
+        metric,
+        origin: `${file} metrics[${index}] (${metric})`,
+        resource: m.resource,
+        objectLabel,
+        namespaceLabel: m.namespaceLabel ?? 'namespace',
+        query,
+        series: m.series ?? '',
+        window: windowText === null ? null : { text: windowText, seconds: seconds! },
+        queryScope: m.queryScope ?? 'namespace',
+        ...(m.description !== undefined ? { description: m.description } : {}),
+      });
+    }
+  });
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return { file, rules };
+}
+
+export function metricNameForWindow(name: string, window: string): string {
+  return name.includes('{window}') ? name.replaceAll('{window}', window) : `${name}_${window}`;
+}
+
+/** The singular resource name, which is what kube-state-metrics and cAdvisor call the label. */
+function defaultObjectLabel(resource: string): string | null {
+  const { group, resource: name } = parseGroupResource(resource.toLowerCase());
+  const known = WELL_KNOWN_RESOURCES.find(
+    (r) => (r.resource === name || r.singular === name || r.kind.toLowerCase() === name) && (group === '' || r.group === group),
+  );
+  return known ? known.singular : null;
+}
+
+function describeSchemaError(e: ErrorObject, data: unknown, lineOf: (p: (string | number)[]) => string): string {
+  const path = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => (/^[0-9]+$/.test(s) ? Number(s) : s.replaceAll('~1', '/').replaceAll('~0', '~')));
+  let where = '';
+  if (path[0] === 'metrics' && typeof path[1] === 'number') {
+    const name = ((data as { metrics: { name?: unknown }[] }).metrics[path[1]] ?? {}).name;
+    where = `metrics[${path[1]}]${typeof name === 'string' ? ` (${name})` : ''}`;
+    const rest = path.slice(2).map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
+    if (rest) where += `: ${rest.replace(/^\./, '')}`;
+  } else {
+    where = path.length ? path.join('.') : 'top level';
+  }
+  let what = e.message ?? 'is invalid';
+  if (e.keyword === 'additionalProperties') {
+    what = `unknown key "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  } else if (e.keyword === 'required') {
+    what = `missing required key "${(e.params as { missingProperty: string }).missingProperty}"`;
+  } else if (e.keyword === 'enum') {
+    what = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+  }
+  return `${lineOf(path)}${where}: ${what}`;
+}

@@ -1,0 +1,77 @@
+/**
+ * JSON Schema of the native rule file. It is the single source for validation at load time and for
+ * `schema/rules.schema.json`, which editors use for completion (a test keeps the two identical).
+ */
+const DURATION = '^([0-9]+(ms|s|m|h|d|w|y))+$';
+const LABEL_NAME = '^[a-zA-Z_][a-zA-Z0-9_]*$';
+const METRIC_NAME = '^[a-zA-Z0-9]([-a-zA-Z0-9_.{}]*[a-zA-Z0-9}])?$';
+
+export const nativeRuleFileSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://prometheus-metrics-adapter.dev/schema/rules.schema.json',
+  title: 'prometheus-metrics-adapter rule file',
+  description:
+    'Maps PromQL queries to Kubernetes custom metrics. Each entry of `metrics` serves one metric name (or one per window) for one resource.',
+  type: 'object',
+  additionalProperties: false,
+  required: ['metrics'],
+  properties: {
+    metrics: {
+      type: 'array',
+      description: 'The metrics to serve on custom.metrics.k8s.io.',
+      items: { $ref: '#/definitions/metric' },
+    },
+  },
+  definitions: {
+    metric: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'resource', 'query'],
+      properties: {
+        name: {
+          type: 'string',
+          pattern: METRIC_NAME,
+          description:
+            'Metric name in API paths. With `windows`, `{window}` in the name is replaced by each window; without the placeholder `_<window>` is appended.',
+        },
+        description: { type: 'string', description: 'Free text shown by `explain` and in logs.' },
+        resource: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'The Kubernetes resource the metric describes: `pods`, `nodes`, `namespaces`, `deployments.apps`, or any resource known to API discovery (plural, singular or kind).',
+        },
+        query: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'PromQL template with `<< >>` delimiters. Fields: .Series, .LabelMatchers, .LabelValuesByName, .GroupBy, .GroupBySlice, .Window.',
+        },
+        windows: {
+          type: 'array',
+          minItems: 1,
+          uniqueItems: true,
+          items: { type: 'string', pattern: DURATION },
+          description: 'Produce one metric per window (e.g. `[1m, 5m]`); `<<.Window>>` is the window and windowSeconds is reported.',
+        },
+        objectLabel: {
+          type: 'string',
+          pattern: LABEL_NAME,
+          description: "Prometheus label holding the object's name. Default: the resource's singular name (`pod`, `deployment`, `node`).",
+        },
+        namespaceLabel: {
+          type: 'string',
+          pattern: LABEL_NAME,
+          description: 'Prometheus label holding the namespace. Default: `namespace`.',
+        },
+        series: { type: 'string', description: 'Value of `<<.Series>>`, for templates shared with prometheus-adapter rules.' },
+        queryScope: {
+          type: 'string',
+          enum: ['namespace', 'objects'],
+          description:
+            '`namespace` (default): query the whole namespace once and keep the requested objects, so every label selector shares one cached query. `objects`: put the object names into the query, as prometheus-adapter does.',
+        },
+      },
+    },
+  },
+} as const;

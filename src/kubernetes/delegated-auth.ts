@@ -1,0 +1,352 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls';
+import { AuthenticationV1Api, AuthorizationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { FastifyRequest } from 'fastify';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import { AdapterError } from '../errors.ts';
+import type { ServeOptions } from '../cli/serve-options.ts';
+import { loadKubeConfig } from './kubeconfig.ts';
+import { forbiddenMessage, requestAttributes } from './request-attributes.ts';
+
+/** Who made a request, as Kubernetes' authenticators describe a user. */
+export interface UserInfo {
+  readonly name: string;
+  readonly uid?: string;
+  readonly groups: readonly string[];
+  readonly extra: Readonly<Record<string, string[]>>;
+}
+
+/** Inputs of request-header (front-proxy) and client-certificate authentication. */
+export interface AuthenticationConfig {
+  requestheaderCaPem?: string;
+  requestheaderAllowedNames: string[];
+  usernameHeaders: string[];
+  uidHeaders: string[];
+  groupHeaders: string[];
+  extraHeaderPrefixes: string[];
+  clientCaPem?: string;
+}
+
+export interface Guard {
+  /** Trust anchors for client certificates, for the TLS server's `ca` option. */
+  readonly clientCaPem?: string;
+  check(request: FastifyRequest): Promise<void>;
+  attach(app: { server: unknown }): void;
+  stop(): Promise<void>;
+}
+
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const CACHE_TTL_MS = 10_000;
+
+class UnauthorizedError extends AdapterError {
+  constructor() {
+    super(401, 'Unauthorized', 'Unauthorized');
+  }
+}
+
+function parsePemBundle(pem: string | undefined): X509Certificate[] {
+  if (!pem) return [];
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c));
+}
+
+function jsonList(value: string | undefined): string[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  const parsed: unknown = JSON.parse(value);
+  return Array.isArray(parsed) ? parsed.map(String) : undefined;
+}
+
+/** Reads kube-system/extension-apiserver-authentication, which kube-apiserver writes for aggregated servers. */
+export async function readAuthenticationConfigMap(kc: KubeConfig): Promise<AuthenticationConfig> {
+  const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'extension-apiserver-authentication', namespace: 'kube-system' });
+  const d = cm.data ?? {};
+  return {
+    ...(d['requestheader-client-ca-file'] ? { requestheaderCaPem: d['requestheader-client-ca-file'] } : {}),
+    requestheaderAllowedNames: jsonList(d['requestheader-allowed-names']) ?? [],
+    usernameHeaders: jsonList(d['requestheader-username-headers']) ?? [],
+    uidHeaders: jsonList(d['requestheader-uid-headers']) ?? [],
+    groupHeaders: jsonList(d['requestheader-group-headers']) ?? [],
+    extraHeaderPrefixes: jsonList(d['requestheader-extra-headers-prefix']) ?? [],
+    ...(d['client-ca-file'] ? { clientCaPem: d['client-ca-file'] } : {}),
+  };
+}
+
+/** All values of a header, keeping repeated headers apart (Node joins them with commas otherwise). */
+function headerValues(request: FastifyRequest, name: string): string[] {
+  const raw = request.raw.rawHeaders;
+  const out: string[] = [];
+  const lower = name.toLowerCase();
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === lower) out.push(raw[i + 1]!);
+  return out;
+}
+
+/**
+ * Authentication and authorization delegated to the cluster, as every aggregated API server does:
+ * front-proxy certificate + X-Remote-* headers, x509 client certificates, bearer tokens through
+ * TokenReview, then a SubjectAccessReview per request (both cached for 10 s).
+ */
+export class DelegatedAuth {
+  #config: AuthenticationConfig;
+  #requestheaderCas: X509Certificate[];
+  #clientCas: X509Certificate[];
+  readonly #authn: AuthenticationV1Api | null;
+  readonly #authz: AuthorizationV1Api;
+  readonly #options: Pick<ServeOptions, 'anonymousAuth' | 'authorizationAlwaysAllowPaths'>;
+  readonly #log: Logger;
+  readonly #tokenCache = new LRUCache<string, UserInfo | false>({ max: 10_000, ttl: CACHE_TTL_MS });
+  readonly #decisionCache = new LRUCache<string, { allowed: boolean; reason: string }>({ max: 50_000, ttl: CACHE_TTL_MS });
+
+  constructor(
+    config: AuthenticationConfig,
+    clients: { authn: AuthenticationV1Api | null; authz: AuthorizationV1Api },
+    options: Pick<ServeOptions, 'anonymousAuth' | 'authorizationAlwaysAllowPaths'>,
+    log: Logger,
+  ) {
+    this.#config = config;
+    this.#requestheaderCas = parsePemBundle(config.requestheaderCaPem);
+    this.#clientCas = parsePemBundle(config.clientCaPem);
+    this.#authn = clients.authn;
+    this.#authz = clients.authz;
+    this.#options = options;
+    this.#log = log;
+  }
+
+  get trustAnchorsPem(): string | undefined {
+    const pems = [this.#config.requestheaderCaPem, this.#config.clientCaPem].filter(Boolean);
+    return pems.length ? pems.join('\n') : undefined;
+  }
+
+  updateConfig(config: AuthenticationConfig): boolean {
+    const changed = JSON.stringify(config) !== JSON.stringify(this.#config);
+    if (changed) {
+      this.#config = config;
+      this.#requestheaderCas = parsePemBundle(config.requestheaderCaPem);
+      this.#clientCas = parsePemBundle(config.clientCaPem);
+    }
+    return changed;
+  }
+
+  async authenticate(request: FastifyRequest): Promise<UserInfo> {
+    const socket = request.raw.socket as TLSSocket;
+    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(true) : undefined;
+    if (peer && Object.keys(peer).length > 0) {
+      // A presented certificate either proves an identity or fails the request; never anonymous.
+      if (!socket.authorized) throw new UnauthorizedError();
+      const root = chainRoot(peer);
+      if (this.#issuedBy(root, this.#requestheaderCas)) {
+        const user = this.#fromRequestHeaders(request, peer);
+        if (user) return withAuthenticatedGroup(user);
+      } else if (this.#issuedBy(root, this.#clientCas)) {
+        const cn = peer.subject?.CN;
+        if (typeof cn !== 'string' || !cn) throw new UnauthorizedError();
+        const o = peer.subject?.O;
+        return withAuthenticatedGroup({ name: cn, groups: o === undefined ? [] : Array.isArray(o) ? o : [o], extra: {} });
+      } else {
+        throw new UnauthorizedError();
+      }
+    }
+    const authorization = request.headers.authorization;
+    if (authorization?.startsWith('Bearer ')) {
+      const user = await this.#reviewToken(authorization.slice(7).trim());
+      if (!user) throw new UnauthorizedError();
+      return withAuthenticatedGroup(user);
+    }
+    if (!this.#options.anonymousAuth) throw new UnauthorizedError();
+    return { name: 'system:anonymous', groups: ['system:unauthenticated'], extra: {} };
+  }
+
+  async authorize(request: FastifyRequest, user: UserInfo): Promise<void> {
+    if (user.groups.includes('system:masters')) return;
+    const path = request.url.split('?')[0]!;
+    if (this.#options.authorizationAlwaysAllowPaths.some((p) => (p.endsWith('*') ? path.startsWith(p.slice(0, -1)) : p === path))) return;
+    const attributes = requestAttributes(request.method, request.url);
+    const spec = {
+      user: user.name,
+      ...(user.uid ? { uid: user.uid } : {}),
+      groups: [...user.groups],
+      extra: user.extra as Record<string, string[]>,
+      ...(attributes.kind === 'resource'
+        ? {
+            resourceAttributes: {
+              namespace: attributes.namespace,
+              verb: attributes.verb,
+              group: attributes.group,
+              version: attributes.version,
+              resource: attributes.resource,
+              subresource: attributes.subresource,
+              name: attributes.name,
+            },
+          }
+        : { nonResourceAttributes: { path: attributes.path, verb: attributes.verb } }),
+    };
+    const key = JSON.stringify(spec);
+    let decision = this.#decisionCache.get(key);
+    if (!decision) {
+      let review;
+      try {
+        review = await this.#authz.createSubjectAccessReview({
+          body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec },
+        });
+      } catch (err) {
+        this.#log.error({ err: (err as Error).message }, 'SubjectAccessReview failed');
+        throw new AdapterError(500, 'InternalError', `Internal error occurred: authorization check failed: ${(err as Error).message.split('\n')[0]}`);
+      }
+      decision = { allowed: review.status?.allowed === true && review.status?.denied !== true, reason: review.status?.reason ?? '' };
+      this.#decisionCache.set(key, decision);
+    }
+    if (!decision.allowed) throw new AdapterError(403, 'Forbidden', forbiddenMessage(user.name, attributes, decision.reason));
+  }
+
+  #issuedBy(root: PeerCertificate, cas: readonly X509Certificate[]): boolean {
+    return cas.some((ca) => ca.fingerprint256 === root.fingerprint256);
+  }
+
+  #fromRequestHeaders(request: FastifyRequest, peer: PeerCertificate): UserInfo | null {
+    const allowed = this.#config.requestheaderAllowedNames;
+    const cn = peer.subject?.CN;
+    if (allowed.length > 0 && (typeof cn !== 'string' || !allowed.includes(cn))) {
+      this.#log.warn({ cn }, 'front-proxy client certificate has a common name that is not in requestheader-allowed-names');
+      throw new UnauthorizedError();
+    }
+    const first = (names: string[]): string | undefined => {
+      for (const n of names) for (const v of headerValues(request, n)) if (v.trim()) return v.trim();
+      return undefined;
+    };
+    const name = first(this.#config.usernameHeaders);
+    if (!name) return null;
+    const uid = first(this.#config.uidHeaders);
+    const groups = this.#config.groupHeaders.flatMap((h) => headerValues(request, h));
+    const extra: Record<string, string[]> = {};
+    const raw = request.raw.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const header = raw[i]!.toLowerCase();
+      const prefix = this.#config.extraHeaderPrefixes.find((p) => header.startsWith(p.toLowerCase()));
+      if (!prefix) continue;
+      let key = header.slice(prefix.length);
+      try {
+        key = decodeURIComponent(key);
+      } catch {
+        /* keep the raw key */
+      }
+      (extra[key] ??= []).push(raw[i + 1]!);
+    }
+    return { name, ...(uid ? { uid } : {}), groups, extra };
+  }
+
+  async #reviewToken(token: string): Promise<UserInfo | null> {
+    if (!this.#authn) return null;
+    const key = createHash('sha256').update(token).digest('hex');
+    const cached = this.#tokenCache.get(key);
+    if (cached !== undefined) return cached || null;
+    let review;
+    try {
+      review = await this.#authn.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } } });
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'TokenReview failed');
+      throw new AdapterError(500, 'InternalError', 'Internal error occurred: token review failed');
+    }
+    const u = review.status?.authenticated ? review.status.user : undefined;
+    const user: UserInfo | false = u?.username
+      ? { name: u.username, ...(u.uid ? { uid: u.uid } : {}), groups: u.groups ?? [], extra: (u.extra ?? {}) as Record<string, string[]> }
+      : false;
+    this.#tokenCache.set(key, user);
+    return user || null;
+  }
+}
+
+function chainRoot(cert: DetailedPeerCertificate | PeerCertificate): PeerCertificate {
+  let current = cert as DetailedPeerCertificate;
+  for (let i = 0; i < 10 && current.issuerCertificate && current.issuerCertificate !== current; i++) {
+    if (current.issuerCertificate.fingerprint256 === current.fingerprint256) break;
+    current = current.issuerCertificate;
+  }
+  return current;
+}
+
+function withAuthenticatedGroup(user: UserInfo): UserInfo {
+  if (user.groups.includes('system:authenticated') || user.groups.includes('system:unauthenticated')) return user;
+  return { ...user, groups: [...user.groups, 'system:authenticated'] };
+}
+
+function readOptionalFile(file: string | undefined, what: string): string | undefined {
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Builds the guard from flags and, unless skipped, the cluster's authentication ConfigMap. */
+export async function createDelegatedGuard(options: ServeOptions, log: Logger): Promise<Guard> {
+  const authnKc = loadKubeConfig({ ...options, ...(options.authenticationKubeconfig ? { kubeconfig: options.authenticationKubeconfig } : {}) });
+  const authzKc = loadKubeConfig({ ...options, ...(options.authorizationKubeconfig ? { kubeconfig: options.authorizationKubeconfig } : {}) });
+  const fromFlags = (base: AuthenticationConfig): AuthenticationConfig => {
+    const requestheaderCaPem = readOptionalFile(options.requestheaderClientCaFile, '--requestheader-client-ca-file') ?? base.requestheaderCaPem;
+    const clientCaPem = readOptionalFile(options.clientCaFile, '--client-ca-file') ?? base.clientCaPem;
+    return {
+      ...base,
+      ...(requestheaderCaPem ? { requestheaderCaPem } : {}),
+      ...(clientCaPem ? { clientCaPem } : {}),
+      requestheaderAllowedNames: options.requestheaderAllowedNames ?? base.requestheaderAllowedNames,
+      usernameHeaders: base.usernameHeaders.length ? base.usernameHeaders : ['X-Remote-User'],
+      uidHeaders: base.uidHeaders.length ? base.uidHeaders : ['X-Remote-Uid'],
+      groupHeaders: base.groupHeaders.length ? base.groupHeaders : ['X-Remote-Group'],
+      extraHeaderPrefixes: base.extraHeaderPrefixes.length ? base.extraHeaderPrefixes : ['X-Remote-Extra-'],
+    };
+  };
+  const empty: AuthenticationConfig = { requestheaderAllowedNames: [], usernameHeaders: [], uidHeaders: [], groupHeaders: [], extraHeaderPrefixes: [] };
+  const lookup = async (): Promise<AuthenticationConfig> =>
+    options.authenticationSkipLookup ? fromFlags(empty) : fromFlags(await readAuthenticationConfigMap(authnKc));
+  let initial: AuthenticationConfig;
+  try {
+    initial = await lookup();
+  } catch (err) {
+    throw new Error(
+      `cannot read kube-system/extension-apiserver-authentication (${(err as Error).message.split('\n')[0]}); ` +
+        'grant the Role extension-apiserver-authentication-reader to the adapter, or pass --authentication-skip-lookup with --requestheader-client-ca-file',
+    );
+  }
+  if (!initial.requestheaderCaPem) {
+    log.warn('no front-proxy CA is known: requests proxied by kube-apiserver will be treated as anonymous');
+  }
+  const auth = new DelegatedAuth(
+    initial,
+    { authn: authnKc.makeApiClient(AuthenticationV1Api), authz: authzKc.makeApiClient(AuthorizationV1Api) },
+    options,
+    log,
+  );
+  let server: { setSecureContext?: (o: object) => void } | undefined;
+  let tlsOptions: object = {};
+  const timer = options.authenticationSkipLookup
+    ? undefined
+    : setInterval(() => {
+        lookup()
+          .then((config) => {
+            if (auth.updateConfig(config)) {
+              log.info('extension-apiserver-authentication changed; reloading client certificate authorities');
+              server?.setSecureContext?.({ ...tlsOptions, ca: auth.trustAnchorsPem });
+            }
+          })
+          .catch((err: Error) => log.warn({ err: err.message }, 'cannot refresh extension-apiserver-authentication; keeping the last one'));
+      }, 60_000);
+  timer?.unref();
+  const guard: Guard = {
+    ...(auth.trustAnchorsPem ? { clientCaPem: auth.trustAnchorsPem } : {}),
+    async check(request) {
+      const user = await auth.authenticate(request);
+      request.log.trace({ user: user.name, groups: user.groups }, 'authenticated');
+      await auth.authorize(request, user);
+    },
+    attach(app) {
+      server = app.server as typeof server;
+      const s = app.server as { key?: unknown; cert?: unknown };
+      tlsOptions = { key: s.key, cert: s.cert, minVersion: 'TLSv1.2' };
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+    },
+  };
+  return guard;
+}

@@ -1,0 +1,218 @@
+import { readFileSync, statSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import axios, { type AxiosInstance, AxiosError } from 'axios';
+import { InternalError, ServiceUnavailableError, TimeoutError } from '../errors.ts';
+
+export interface PrometheusClientOptions {
+  /** Base URL; may carry a path prefix (`https://thanos/prometheus`). */
+  readonly url: string;
+  readonly timeoutMs: number;
+  /** GET sends the query in the URL and switches to POST once the URL would exceed `maxGetUrlBytes`. */
+  readonly verb: 'GET' | 'POST';
+  readonly maxGetUrlBytes?: number;
+  readonly tokenFile?: string;
+  readonly caFile?: string;
+  readonly clientCertFile?: string;
+  readonly clientKeyFile?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface Sample {
+  readonly labels: Readonly<Record<string, string>>;
+  /** NaN and ±Infinity are kept as such; what they mean for an answer is the caller's policy. */
+  readonly value: number;
+  /** Unix seconds, millisecond precision: the evaluation time Prometheus reports for the sample. */
+  readonly timestamp: number;
+}
+
+export interface InstantQueryResult {
+  readonly samples: readonly Sample[];
+  readonly warnings: readonly string[];
+}
+
+/** Whatever answers PromQL instant queries: the HTTP client, or a cache in front of it. */
+export interface InstantQuerier {
+  query(promql: string, timeSeconds: number, signal?: AbortSignal): Promise<InstantQueryResult>;
+}
+
+interface Envelope {
+  status?: string;
+  data?: { resultType?: string; result?: unknown };
+  errorType?: string;
+  error?: string;
+  warnings?: string[];
+}
+
+const DEFAULT_MAX_GET_URL_BYTES = 8 * 1024;
+
+/** Prometheus writes special values as strings that Number() does not read. */
+export function parseSampleValue(text: string): number {
+  switch (text) {
+    case 'NaN':
+      return Number.NaN;
+    case '+Inf':
+    case 'Inf':
+      return Number.POSITIVE_INFINITY;
+    case '-Inf':
+      return Number.NEGATIVE_INFINITY;
+    default:
+      return Number(text);
+  }
+}
+
+/** The URL without credentials, safe to put into error messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+/**
+ * Prometheus HTTP API client for instant queries. Turns every failure into an AdapterError whose
+ * message names the backend and what it said, so API users see why a metric failed.
+ */
+export class PrometheusHttpClient implements InstantQuerier {
+  readonly displayUrl: string;
+  readonly #http: AxiosInstance;
+  readonly #options: PrometheusClientOptions;
+  #token: { value: string; mtimeMs: number; checkedAt: number } | null = null;
+
+  constructor(options: PrometheusClientOptions) {
+    this.#options = options;
+    this.displayUrl = redactUrl(options.url);
+    const base = options.url.endsWith('/') ? options.url : `${options.url}/`;
+    const readPem = (file: string | undefined, what: string): Buffer | undefined => {
+      if (!file) return undefined;
+      try {
+        return readFileSync(file);
+      } catch (err) {
+        throw new Error(`cannot read the Prometheus ${what} ${file}: ${(err as Error).message}`);
+      }
+    };
+    const ca = readPem(options.caFile, 'CA file');
+    const cert = readPem(options.clientCertFile, 'client certificate');
+    const key = readPem(options.clientKeyFile, 'client key');
+    if (Boolean(cert) !== Boolean(key)) throw new Error('the Prometheus client certificate and key must be given together');
+    this.#http = axios.create({
+      baseURL: base,
+      timeout: options.timeoutMs,
+      headers: { Accept: 'application/json', ...options.headers },
+      httpAgent: new http.Agent({ keepAlive: true }),
+      httpsAgent: new https.Agent({ keepAlive: true, minVersion: 'TLSv1.2', ...(ca ? { ca } : {}), ...(cert ? { cert, key } : {}) }),
+      responseType: 'text',
+      transformResponse: [(data: unknown) => data],
+      validateStatus: () => true,
+      maxRedirects: 0,
+      proxy: false,
+    });
+    if (options.tokenFile) this.#bearerToken();
+  }
+
+  async query(promql: string, timeSeconds: number, signal?: AbortSignal): Promise<InstantQueryResult> {
+    const params = new URLSearchParams({
+      query: promql,
+      time: timeSeconds.toFixed(3),
+      timeout: `${Math.max(1, Math.floor(this.#options.timeoutMs / 1000))}s`,
+    });
+    const data = await this.#call('api/v1/query', params, signal);
+    const resultType = data?.resultType;
+    const result = data?.result;
+    if (resultType === 'vector' && Array.isArray(result)) {
+      return { samples: result.map(toSample), warnings: [] };
+    }
+    if (resultType === 'scalar' && Array.isArray(result)) {
+      const [t, v] = result as [number, string];
+      return { samples: [{ labels: {}, value: parseSampleValue(v), timestamp: t }], warnings: [] };
+    }
+    throw new InternalError(
+      `Prometheus at ${this.displayUrl} returned a ${resultType ?? 'malformed'} result; the query must return an instant vector`,
+    );
+  }
+
+  async #call(path: string, params: URLSearchParams, signal?: AbortSignal): Promise<Envelope['data']> {
+    const headers: Record<string, string> = {};
+    const token = this.#bearerToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const encoded = params.toString();
+    const usePost =
+      this.#options.verb === 'POST' ||
+      path.length + encoded.length + this.#options.url.length > (this.#options.maxGetUrlBytes ?? DEFAULT_MAX_GET_URL_BYTES);
+    let response;
+    try {
+      response = usePost
+        ? await this.#http.post<string>(path, encoded, {
+            headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' },
+            ...(signal ? { signal } : {}),
+          })
+        : await this.#http.get<string>(`${path}?${encoded}`, { headers, ...(signal ? { signal } : {}) });
+    } catch (err) {
+      throw this.#transportError(err);
+    }
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(response.data) as Envelope;
+    } catch {
+      const snippet = String(response.data).slice(0, 200).trim();
+      throw new ServiceUnavailableError(
+        `Prometheus at ${this.displayUrl} answered HTTP ${response.status} with a body that is not JSON: ${JSON.stringify(snippet)}`,
+      );
+    }
+    if (response.status >= 200 && response.status < 300 && envelope.status === 'success') return envelope.data;
+    const detail = envelope.error ? `${envelope.errorType ?? 'error'}: ${envelope.error}` : `HTTP ${response.status}`;
+    if (envelope.errorType === 'timeout' || envelope.errorType === 'canceled') {
+      throw new TimeoutError(`Prometheus at ${this.displayUrl} timed out evaluating the query (${detail})`);
+    }
+    if (response.status === 400 || response.status === 422 || envelope.errorType === 'bad_data' || envelope.errorType === 'execution') {
+      throw new InternalError(`Prometheus at ${this.displayUrl} rejected the query (${detail})`);
+    }
+    throw new ServiceUnavailableError(`Prometheus at ${this.displayUrl} failed: HTTP ${response.status} (${detail})`);
+  }
+
+  #transportError(err: unknown): Error {
+    if (err instanceof AxiosError) {
+      if (err.code === 'ECONNABORTED' || err.code === 'ETIMEDOUT' || err.code === AxiosError.ERR_CANCELED) {
+        return new TimeoutError(
+          `Prometheus at ${this.displayUrl} did not answer within ${this.#options.timeoutMs} ms (--prometheus-timeout)`,
+          { cause: err },
+        );
+      }
+      return new ServiceUnavailableError(
+        `Prometheus at ${this.displayUrl} is unreachable: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' ').trim(),
+        { cause: err },
+      );
+    }
+    return new ServiceUnavailableError(`Prometheus at ${this.displayUrl} failed: ${(err as Error).message}`, { cause: err });
+  }
+
+  /** Re-reads the token file when it changes, so projected, rotating tokens keep working. */
+  #bearerToken(): string | undefined {
+    const file = this.#options.tokenFile;
+    if (!file) return undefined;
+    const now = Date.now();
+    if (this.#token && now - this.#token.checkedAt < 10_000) return this.#token.value;
+    try {
+      const { mtimeMs } = statSync(file);
+      if (!this.#token || this.#token.mtimeMs !== mtimeMs) {
+        this.#token = { value: readFileSync(file, 'utf8').trim(), mtimeMs, checkedAt: now };
+      } else {
+        this.#token.checkedAt = now;
+      }
+      return this.#token.value;
+    } catch (err) {
+      if (this.#token) return this.#token.value;
+      throw new Error(`cannot read the Prometheus bearer token file ${file}: ${(err as Error).message}`);
+    }
+  }
+}
+
+function toSample(entry: unknown): Sample {
+  const e = entry as { metric?: Record<string, string>; value?: [number, string] };
+  const [t, v] = e.value ?? [Number.NaN, 'NaN'];
+  return { labels: e.metric ?? {}, value: parseSampleValue(v), timestamp: t };
+}

@@ -1,0 +1,171 @@
+import type { Logger } from 'pino';
+import { AdapterError, NotFoundError, InternalError } from '../errors.ts';
+import type { ObjectSource } from '../kubernetes/object-source.ts';
+import type { EngineResult, QueryEngine } from '../prometheus/query-engine.ts';
+import type { MetricRegistry, RegisteredMetric, ResourceResolver } from '../rules/registry.ts';
+import { renderRuleQuery } from '../rules/render-query.ts';
+import { selectorToString, type Selector } from '../rules/selector.ts';
+import { groupResourceString, type ResourceInfo } from '../rules/well-known-resources.ts';
+import type {
+  CustomMetricInfo,
+  CustomMetricsProvider,
+  MetricRequestInfo,
+  MetricValue,
+  ObjectName,
+  ObjectReference,
+} from './types.ts';
+
+export interface CustomProviderDeps {
+  readonly registry: () => MetricRegistry;
+  readonly resources: () => ResourceResolver;
+  readonly objects: ObjectSource;
+  readonly engine: QueryEngine;
+  readonly log: Logger;
+}
+
+/** Custom metrics computed from rule queries, joined with the object set from the object source. */
+export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
+  readonly #deps: CustomProviderDeps;
+
+  constructor(deps: CustomProviderDeps) {
+    this.#deps = deps;
+  }
+
+  listAllMetrics(): readonly CustomMetricInfo[] {
+    return this.#deps.registry().all().map(({ rule, resource }) => ({
+      group: resource.group,
+      resource: resource.resource,
+      namespaced: resource.namespaced,
+      metric: rule.metric,
+    }));
+  }
+
+  async getMetricByName(object: ObjectName, info: MetricRequestInfo, metricSelector: Selector): Promise<MetricValue> {
+    const entry = this.#lookup(info, object.name);
+    const { rule, resource } = entry;
+    const namespace = resource.namespaced ? object.namespace : null;
+    const names = rule.queryScope === 'objects' || resource.resource === 'namespaces' ? [object.name] : null;
+    const result = await this.#run(entry, { namespace, names, metricSelector });
+    const values = this.#join(entry, result, [object.name], namespace, metricSelector);
+    const value = values[0];
+    if (!value) {
+      const nonFinite = result.samples.find((s) => s.labels[rule.objectLabel] === object.name && !Number.isFinite(s.value));
+      if (nonFinite) {
+        throw new InternalError(
+          `the metric ${rule.metric} for ${groupResourceString(resource)} ${object.name} is ${String(nonFinite.value)} in Prometheus; ` +
+            `no value is reported rather than a made-up one (rule ${rule.origin})`,
+        );
+      }
+      throw new NotFoundError(
+        `the server could not find the metric ${rule.metric} for ${groupResourceString(resource)} ${object.name}` +
+          `${metricSelector.length ? ` with selector ${selectorToString(metricSelector)}` : ''}: ` +
+          `the query returned no sample with ${rule.objectLabel}="${object.name}" (rule ${rule.origin})`,
+      );
+    }
+    return value;
+  }
+
+  async getMetricBySelector(
+    namespace: string | null,
+    objectSelector: Selector,
+    info: MetricRequestInfo,
+    metricSelector: Selector,
+  ): Promise<MetricValue[]> {
+    const entry = this.#lookup(info);
+    const { rule, resource } = entry;
+    const ns = resource.namespaced ? namespace : null;
+    if (resource.namespaced && ns === null) {
+      throw new NotFoundError(
+        `the server could not find the metric ${rule.metric} for ${groupResourceString(resource)}: ${resource.resource} are namespaced, ` +
+          `ask for /namespaces/{namespace}/${groupResourceString(resource)}/*/${rule.metric}`,
+      );
+    }
+    const names = await this.#deps.objects.listNames(resource, ns, objectSelector);
+    if (names.length === 0) return [];
+    const result = await this.#run(entry, {
+      namespace: ns,
+      names: rule.queryScope === 'objects' ? names : null,
+      metricSelector,
+    });
+    return this.#join(entry, result, names, ns, metricSelector);
+  }
+
+  #lookup(info: MetricRequestInfo, name?: string): RegisteredMetric {
+    const resource = this.#deps.resources().resolve(info.resource);
+    const entry = resource ? this.#deps.registry().lookup(resource.group, resource.resource, info.metric) : undefined;
+    if (!entry) {
+      throw new NotFoundError(
+        `the server could not find the metric ${info.metric} for ${info.resource}${name ? ` ${name}` : ''}` +
+          (resource ? '' : `: "${info.resource}" is not a known resource`),
+      );
+    }
+    return entry;
+  }
+
+  async #run(entry: RegisteredMetric, target: Parameters<typeof renderRuleQuery>[1]): Promise<EngineResult> {
+    const query = renderRuleQuery(entry.rule, target);
+    const started = performance.now();
+    try {
+      const result = await this.#deps.engine.query(query);
+      this.#deps.log.debug(
+        { rule: entry.rule.origin, query, source: result.source, samples: result.samples.length, ms: +(performance.now() - started).toFixed(2) },
+        'prometheus query',
+      );
+      return result;
+    } catch (err) {
+      if (err instanceof AdapterError) {
+        // Same status, with the rule named so users know which part of their config to look at.
+        const wrapped = new AdapterError(err.code, err.reason, `${err.message}; rule ${entry.rule.origin}`, { cause: err });
+        this.#deps.log.warn({ rule: entry.rule.origin, query, err: err.message }, 'prometheus query failed');
+        throw wrapped;
+      }
+      throw err;
+    }
+  }
+
+  /** One value per requested object that has a finite sample, in the order of `names`. */
+  #join(
+    { rule, resource }: RegisteredMetric,
+    result: EngineResult,
+    names: readonly string[],
+    namespace: string | null,
+    metricSelector: Selector,
+  ): MetricValue[] {
+    const byName = new Map<string, { value: number; timestamp: number }>();
+    for (const s of result.samples) {
+      const name = s.labels[rule.objectLabel];
+      if (name === undefined) continue;
+      // A query that keeps the namespace label must not mix objects of other namespaces in.
+      if (namespace !== null && rule.namespaceLabel in s.labels && s.labels[rule.namespaceLabel] !== namespace) continue;
+      if (!Number.isFinite(s.value)) {
+        this.#deps.log.debug({ rule: rule.origin, object: name, value: String(s.value) }, 'skipping a non-finite sample');
+        continue;
+      }
+      byName.set(name, { value: s.value, timestamp: s.timestamp });
+    }
+    const ref = (name: string): ObjectReference => objectReference(resource, name, namespace);
+    const out: MetricValue[] = [];
+    for (const name of names) {
+      const sample = byName.get(name);
+      if (!sample) continue;
+      out.push({
+        describedObject: ref(name),
+        metric: rule.metric,
+        metricSelector,
+        timestamp: sample.timestamp,
+        windowSeconds: rule.window?.seconds ?? null,
+        value: sample.value,
+      });
+    }
+    return out;
+  }
+}
+
+function objectReference(resource: ResourceInfo, name: string, namespace: string | null): ObjectReference {
+  return {
+    kind: resource.kind,
+    apiVersion: `${resource.group}/${resource.version}`,
+    ...(resource.namespaced && namespace !== null ? { namespace } : {}),
+    name,
+  };
+}

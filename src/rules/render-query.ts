@@ -1,0 +1,43 @@
+import type { MetricRule } from '../config/model.ts';
+import { namesToMatcher, selectorToMatchers } from './matchers.ts';
+import type { Selector } from './selector.ts';
+import { InternalError } from '../errors.ts';
+
+/** What one query must select, in the terms of prometheus-adapter's template fields. */
+export interface QueryTarget {
+  /** Namespace matcher value; null for root-scoped objects. */
+  readonly namespace: string | null;
+  /** Object names to match; null leaves the object label unconstrained (namespace-wide query). */
+  readonly names: readonly string[] | null;
+  readonly metricSelector: Selector;
+}
+
+/**
+ * Renders a rule's PromQL for one request. Every value from the request is escaped by the matcher
+ * helpers, so the only structure in the query is the rule author's.
+ * `.LabelMatchers` order follows prometheus-adapter: metric selector (by key), namespace, object.
+ */
+export function renderRuleQuery(rule: MetricRule, target: QueryTarget): string {
+  const matchers = selectorToMatchers(target.metricSelector);
+  const valuesByName: Record<string, string> = {};
+  if (target.namespace !== null) {
+    matchers.push(namesToMatcher(rule.namespaceLabel, [target.namespace])!);
+    valuesByName[rule.namespaceLabel] = target.namespace;
+  }
+  if (target.names !== null) {
+    const matcher = namesToMatcher(rule.objectLabel, target.names);
+    if (matcher === null) throw new InternalError(`${rule.origin}: no object names to query`);
+    matchers.push(matcher);
+    valuesByName[rule.objectLabel] = target.names.join('|');
+  }
+  const query = rule.query.render({
+    Series: rule.series,
+    LabelMatchers: matchers.join(','),
+    LabelValuesByName: valuesByName,
+    GroupBy: rule.objectLabel,
+    GroupBySlice: [rule.objectLabel],
+    Window: rule.window?.text ?? '',
+  });
+  if (query.trim() === '') throw new InternalError(`${rule.origin}: the query template rendered an empty query`);
+  return query;
+}

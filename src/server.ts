@@ -1,0 +1,136 @@
+import { isIP } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './api/app.ts';
+import { loadOrCreateServingCert } from './api/certificates.ts';
+import type { ServeOptions } from './cli/serve-options.ts';
+import { loadRuleFile } from './config/load.ts';
+import { createDelegatedGuard, type Guard } from './kubernetes/delegated-auth.ts';
+import { loadKubeConfig } from './kubernetes/kubeconfig.ts';
+import { InformerObjectSource } from './kubernetes/object-cache.ts';
+import type { ObjectSource } from './kubernetes/object-source.ts';
+import { discoverResources, ResourceMapper } from './kubernetes/resource-mapper.ts';
+import { PrometheusHttpClient } from './prometheus/http-client.ts';
+import { KubeStateObjectSource } from './prometheus/kube-state-object-source.ts';
+import { QueryEngine } from './prometheus/query-engine.ts';
+import { PrometheusCustomMetricsProvider } from './providers/custom.ts';
+import { MetricRegistry } from './rules/registry.ts';
+import { WELL_KNOWN_RESOURCES } from './rules/well-known-resources.ts';
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  /** https://host:port of the listening socket. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** True for addresses that only this machine can reach. */
+export function isLoopback(address: string): boolean {
+  if (address === 'localhost') return true;
+  if (isIP(address) === 4) return address.startsWith('127.');
+  return address === '::1';
+}
+
+/**
+ * Wires the adapter together, in the order prometheus-adapter's main does it:
+ * rules -> clients -> provider -> HTTP server.
+ */
+export async function startServer(options: ServeOptions, log: Logger): Promise<RunningServer> {
+  if (options.insecureDisableAuth && !isLoopback(options.bindAddress)) {
+    throw new Error(
+      `--insecure-disable-auth is only allowed with a loopback --bind-address (127.0.0.1 or ::1), not ${options.bindAddress}: anyone who can reach the port could read every metric`,
+    );
+  }
+  const ruleSet = await loadRuleFile(options.config);
+  log.info({ file: options.config, rules: ruleSet.rules.length }, 'rule file loaded');
+
+  const prometheus = new PrometheusHttpClient({
+    url: options.prometheusUrl,
+    timeoutMs: options.prometheusTimeoutMs,
+    verb: options.prometheusVerb,
+    headers: options.prometheusHeaders,
+    ...(options.prometheusTokenFile ? { tokenFile: options.prometheusTokenFile } : {}),
+    ...(options.prometheusCaFile ? { caFile: options.prometheusCaFile } : {}),
+    ...(options.prometheusClientCertFile ? { clientCertFile: options.prometheusClientCertFile } : {}),
+    ...(options.prometheusClientKeyFile ? { clientKeyFile: options.prometheusClientKeyFile } : {}),
+  });
+  const engine = new QueryEngine(prometheus, { cacheTtlMs: options.queryCacheTtlMs, cacheMaxEntries: options.queryCacheSize });
+
+  let mapper = ResourceMapper.wellKnown();
+  let registry = new MetricRegistry(ruleSet.rules, mapper);
+  let objects: ObjectSource;
+  const timers: NodeJS.Timeout[] = [];
+  const kc = options.objectSource === 'kubernetes' ? loadKubeConfig(options) : null;
+  if (kc) {
+    const refresh = async (): Promise<void> => {
+      const discovered = await discoverResources(kc, (m) => log.warn(m));
+      const known = new Set(discovered.map((r) => `${r.group}/${r.resource}`));
+      mapper = new ResourceMapper([...discovered, ...WELL_KNOWN_RESOURCES.filter((r) => !known.has(`${r.group}/${r.resource}`))]);
+      registry = new MetricRegistry(ruleSet.rules, mapper);
+    };
+    try {
+      await refresh();
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'API discovery failed; using the built-in resource list until the next refresh');
+    }
+    const timer = setInterval(() => {
+      refresh().catch((err: Error) => log.warn({ err: err.message }, 'API discovery refresh failed; keeping the previous resource list'));
+    }, options.relistIntervalMs);
+    timer.unref();
+    timers.push(timer);
+    const informers = new InformerObjectSource(kc, { log: { info: (m) => log.info(m), warn: (m) => log.warn(m) } });
+    informers.prepare(registry.all().map((r) => r.resource).filter((r, i, all) => all.indexOf(r) === i));
+    objects = informers;
+  } else {
+    log.warn('objects come from kube-state-metrics series in Prometheus (--object-source=prometheus), not from a Kubernetes API');
+    objects = new KubeStateObjectSource(engine);
+  }
+  for (const problem of registry.problems) log.warn(problem);
+
+  const tls = await loadOrCreateServingCert({
+    ...(options.tlsCertFile ? { certFile: options.tlsCertFile } : {}),
+    ...(options.tlsPrivateKeyFile ? { keyFile: options.tlsPrivateKeyFile } : {}),
+    ...(options.certDir ? { certDir: options.certDir } : {}),
+    log: (m) => log.info(m),
+  });
+
+  let guard: Guard | undefined;
+  if (options.insecureDisableAuth) {
+    log.warn(
+      '!!! AUTHENTICATION AND AUTHORIZATION ARE OFF (--insecure-disable-auth): every process on this machine can read every metric. Never use this outside local testing. !!!',
+    );
+  } else {
+    guard = await createDelegatedGuard(options, log);
+  }
+
+  const provider = new PrometheusCustomMetricsProvider({
+    registry: () => registry,
+    resources: () => mapper,
+    objects,
+    engine,
+    log,
+  });
+  const app = buildApp({
+    log,
+    tls: { certPem: tls.certPem, keyPem: tls.keyPem, ...(guard?.clientCaPem ? { clientCaPem: guard.clientCaPem } : {}) },
+    custom: provider,
+    ...(guard ? { guard: guard.check } : {}),
+  });
+  guard?.attach(app);
+  await app.listen({ host: options.bindAddress, port: options.securePort });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.securePort;
+  const host = isIP(options.bindAddress) === 6 ? `[${options.bindAddress}]` : options.bindAddress === '0.0.0.0' ? '127.0.0.1' : options.bindAddress;
+  const url = `https://${host}:${port}`;
+  log.info({ url, metrics: registry.all().length }, 'serving custom.metrics.k8s.io');
+  return {
+    app,
+    url,
+    async close() {
+      for (const t of timers) clearInterval(t);
+      await app.close();
+      await objects.stop();
+      await guard?.stop();
+    },
+  };
+}
