@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CustomMetricsProvider } from '../providers/types.ts';
 import { registerCustomMetricsRoutes } from './custom-metrics-routes.ts';
@@ -23,7 +23,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const { log } = options;
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Requests are logged once, by the onResponse hook below, with what a debugging user needs.
+    logController: new LogController({ disableRequestLogging: true }),
     https: {
       key: options.tls.keyPem,
       cert: options.tls.certPem,
