@@ -34,6 +34,7 @@ class ResourceCache {
   readonly #synced: Promise<void>;
   #stopped = false;
   #backoffMs = 1000;
+  #starting: Promise<void> = Promise.resolve();
 
   constructor(kc: KubeConfig, resource: ResourceInfo, options: ObjectCacheOptions) {
     const prefix = resource.group ? `/apis/${resource.group}/${resource.version}` : `/api/${resource.version}`;
@@ -69,10 +70,10 @@ class ResourceCache {
       const delay = this.#backoffMs;
       this.#backoffMs = Math.min(this.#backoffMs * 2, 30_000);
       setTimeout(() => {
-        if (!this.#stopped) void this.#informer.start().then(() => markSynced());
+        if (!this.#stopped) this.#starting = this.#informer.start().then(() => markSynced());
       }, delay).unref();
     });
-    void this.#informer.start().then(() => {
+    this.#starting = this.#informer.start().then(() => {
       // start() also resolves after a failed first list (it reports through 'error'); only a cache
       // that has a resourceVersion has really listed.
       if (this.#informer.latestResourceVersion()) markSynced();
@@ -108,6 +109,9 @@ class ResourceCache {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    await this.#informer.stop();
+    // A start() still listing when stop() ran would open its watch afterwards: stop it again once it settles.
+    await this.#starting.catch(() => undefined);
     await this.#informer.stop();
   }
 }

@@ -485,3 +485,79 @@ describe('fake kube-apiserver with the real client', () => {
     assert.deepEqual(names((await core.listNamespacedPod({ namespace: 'default', labelSelector: 'app=x' })).items), ['p']);
   });
 });
+
+/** client-node returns model class instances; compare their JSON. */
+const plain = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
+
+describe('fake kube-apiserver: delegated authentication and authorization endpoints', () => {
+  it('serves the extension-apiserver-authentication ConfigMap and other ConfigMaps', async (t) => {
+    const { fake, core } = await startFake(t);
+    await assert.rejects(core.readNamespacedConfigMap({ namespace: 'kube-system', name: 'extension-apiserver-authentication' }), (err: unknown) => {
+      assert.ok(err instanceof k8s.ApiException);
+      assert.equal(err.code, 404);
+      return true;
+    });
+    fake.setAuthenticationConfigMap({ 'requestheader-allowed-names': '["front-proxy-client"]' });
+    const cm = await core.readNamespacedConfigMap({ namespace: 'kube-system', name: 'extension-apiserver-authentication' });
+    assert.deepEqual(cm.data, { 'requestheader-allowed-names': '["front-proxy-client"]' });
+    fake.setAuthenticationConfigMap({ 'client-ca-file': 'x' });
+    assert.deepEqual((await core.readNamespacedConfigMap({ namespace: 'kube-system', name: 'extension-apiserver-authentication' })).data, { 'client-ca-file': 'x' });
+    fake.setConfigMap('team-a', 'settings', { a: '1' });
+    assert.deepEqual((await core.readNamespacedConfigMap({ namespace: 'team-a', name: 'settings' })).data, { a: '1' });
+    assert.deepEqual(names((await core.listNamespacedConfigMap({ namespace: 'kube-system' })).items), ['extension-apiserver-authentication']);
+  });
+
+  it('answers TokenReview from the token table and records each review', async (t) => {
+    const { fake, kc } = await startFake(t);
+    const authn = kc.makeApiClient(k8s.AuthenticationV1Api);
+    fake.setTokens({ 'tok-1': { username: 'system:serviceaccount:kube-system:hpa', uid: 'u-1', groups: ['system:serviceaccounts'] } });
+    const ok = await authn.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: 'tok-1' } } });
+    assert.equal(ok.status?.authenticated, true);
+    assert.deepEqual(plain(ok.status?.user), { username: 'system:serviceaccount:kube-system:hpa', uid: 'u-1', groups: ['system:serviceaccounts'] });
+    const bad = await authn.createTokenReview({ body: { spec: { token: 'nope' } } });
+    assert.equal(bad.status?.authenticated, false);
+    assert.deepEqual(fake.tokenReviewRequests(), [{ token: 'tok-1' }, { token: 'nope' }]);
+    await assert.rejects(authn.createTokenReview({ body: { spec: {} as k8s.V1TokenReviewSpec } }), (err: unknown) => {
+      assert.ok(err instanceof k8s.ApiException);
+      assert.equal(err.code, 422);
+      return true;
+    });
+    fake.resetStats();
+    assert.deepEqual(fake.tokenReviewRequests(), []);
+  });
+
+  it('answers SubjectAccessReview from the policy function and records each spec', async (t) => {
+    const { fake, kc } = await startFake(t);
+    const authz = kc.makeApiClient(k8s.AuthorizationV1Api);
+    const sar = (spec: k8s.V1SubjectAccessReviewSpec) => authz.createSubjectAccessReview({ body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec } });
+
+    const byDefault = await sar({ user: 'alice', nonResourceAttributes: { path: '/x', verb: 'get' } });
+    assert.equal(byDefault.status?.allowed, false, 'the fake denies until a policy is set');
+
+    fake.setAuthorizer((s) => (s.user === 'alice' ? { allowed: true } : { allowed: false, denied: true, reason: 'not alice' }));
+    const resourceAttributes = { namespace: 'default', verb: 'get', group: 'custom.metrics.k8s.io', version: 'v1beta2', resource: 'pods', subresource: 'm', name: '*' };
+    const allowed = await sar({ user: 'alice', groups: ['g', 'system:authenticated'], extra: { scopes: ['a'] }, resourceAttributes });
+    assert.deepEqual(plain(allowed.status), { allowed: true });
+    const denied = await sar({ user: 'bob', resourceAttributes });
+    assert.deepEqual(plain(denied.status), { allowed: false, denied: true, reason: 'not alice' });
+    assert.deepEqual(fake.sarRequests().slice(1), [
+      { user: 'alice', groups: ['g', 'system:authenticated'], extra: { scopes: ['a'] }, resourceAttributes },
+      { user: 'bob', resourceAttributes },
+    ]);
+
+    // kube-apiserver's validation: exactly one kind of attributes, and a user or a group.
+    for (const spec of [{ user: 'x' }, { resourceAttributes }]) {
+      await assert.rejects(sar(spec), (err: unknown) => err instanceof k8s.ApiException && err.code === 422);
+    }
+    fake.setAuthorizer(() => {
+      throw new Error('boom');
+    });
+    await assert.rejects(sar({ user: 'alice', resourceAttributes }), (err: unknown) => err instanceof k8s.ApiException && err.code === 500);
+  });
+
+  it('keeps the review groups out of discovery, as clients POST to them without looking them up', async (t) => {
+    const { kc } = await startFake(t);
+    const groups = await kc.makeApiClient(k8s.ApisApi).getAPIVersions();
+    assert.ok(!groups.groups.some((g) => g.name.startsWith('authentication.') || g.name.startsWith('authorization.')));
+  });
+});

@@ -4,6 +4,11 @@
  * watch and run informers against it, with an in-memory store, request accounting and fault injection.
  * It is not a Kubernetes implementation: no admission, no validation beyond what the client needs, no writes
  * over HTTP (tests mutate the store directly).
+ *
+ * For delegated authentication/authorization of aggregated API servers it also serves the ConfigMap
+ * kube-system/extension-apiserver-authentication (setAuthenticationConfigMap), TokenReview from a token table
+ * (setTokens) and SubjectAccessReview from a policy function (setAuthorizer), recording every review it receives.
+ * The two review groups are deliberately absent from discovery: clients POST to them without looking them up.
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -72,6 +77,49 @@ export interface FakeKubeStats {
   requests: FakeRequestLogEntry[];
 }
 
+/** A SubjectAccessReview spec as received (authorization.k8s.io/v1 JSON). */
+export interface FakeSubjectAccessReviewSpec {
+  user?: string;
+  uid?: string;
+  groups?: string[];
+  extra?: Record<string, string[]>;
+  resourceAttributes?: {
+    namespace?: string;
+    verb?: string;
+    group?: string;
+    version?: string;
+    resource?: string;
+    subresource?: string;
+    name?: string;
+    [key: string]: unknown;
+  };
+  nonResourceAttributes?: { path?: string; verb?: string };
+}
+
+/** SubjectAccessReview status the fake answers with; throwing makes the fake answer 500. */
+export interface FakeAuthorizerDecision {
+  allowed: boolean;
+  denied?: boolean;
+  reason?: string;
+  evaluationError?: string;
+}
+
+export type FakeAuthorizer = (spec: FakeSubjectAccessReviewSpec) => FakeAuthorizerDecision;
+
+/** The user a TokenReview reports for a token of the table given to setTokens. */
+export interface FakeTokenUser {
+  username: string;
+  uid?: string;
+  groups?: string[];
+  extra?: Record<string, string[]>;
+}
+
+/** A TokenReview spec as received. */
+export interface FakeTokenReviewSpec {
+  token?: string;
+  audiences?: string[];
+}
+
 export interface FakeKubeApiServerOptions {
   /** Serve HTTPS with a generated CA (default true). With false, the kubeconfig sets insecure-skip-tls-verify. */
   tls?: boolean;
@@ -115,6 +163,19 @@ export interface FakeKubeApiServer {
   closeWatches(opts?: { expired?: boolean }): void;
   /** Forgets all retained watch history: resuming from any resourceVersion older than the current one gets 410. */
   expireHistory(): void;
+
+  /** Creates or replaces the ConfigMap kube-system/extension-apiserver-authentication with this data. */
+  setAuthenticationConfigMap(data: Record<string, string>): FakeObject;
+  /** Creates or replaces any ConfigMap (served by GET/list/watch under /api/v1/.../configmaps). */
+  setConfigMap(namespace: string, name: string, data: Record<string, string>): FakeObject;
+  /** The tokens TokenReview knows; any other token is answered with status.authenticated false. Replaces the table. */
+  setTokens(map: Record<string, FakeTokenUser>): void;
+  /** The policy SubjectAccessReview answers with (default: deny everything, with a reason naming this method). */
+  setAuthorizer(fn: FakeAuthorizer): void;
+  /** Every SubjectAccessReview spec received, oldest first (copies). resetStats() clears them. */
+  sarRequests(): FakeSubjectAccessReviewSpec[];
+  /** Every TokenReview spec received, oldest first (copies). resetStats() clears them. */
+  tokenReviewRequests(): FakeTokenReviewSpec[];
   stop(): Promise<void>;
 }
 
@@ -246,6 +307,7 @@ export const FAKE_RESOURCES: readonly FakeResourceDef[] = [
   { group: '', version: 'v1', plural: 'nodes', singular: 'node', kind: 'Node', namespaced: false, verbs: VERBS_ALL, shortNames: ['no'] },
   { group: '', version: 'v1', plural: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false, verbs: VERBS_NS, shortNames: ['ns'] },
   { group: '', version: 'v1', plural: 'services', singular: 'service', kind: 'Service', namespaced: true, verbs: VERBS_ALL, shortNames: ['svc'], categories: ['all'] },
+  { group: '', version: 'v1', plural: 'configmaps', singular: 'configmap', kind: 'ConfigMap', namespaced: true, verbs: VERBS_ALL, shortNames: ['cm'] },
   { group: 'apps', version: 'v1', plural: 'deployments', singular: 'deployment', kind: 'Deployment', namespaced: true, verbs: VERBS_ALL, shortNames: ['deploy'], categories: ['all'] },
   { group: 'apps', version: 'v1', plural: 'replicasets', singular: 'replicaset', kind: 'ReplicaSet', namespaced: true, verbs: VERBS_ALL, shortNames: ['rs'], categories: ['all'] },
   { group: 'apps', version: 'v1', plural: 'statefulsets', singular: 'statefulset', kind: 'StatefulSet', namespaced: true, verbs: VERBS_ALL, shortNames: ['sts'], categories: ['all'] },
@@ -480,6 +542,13 @@ type Route =
   | { type: 'item'; def: FakeResourceDef; namespace: string | undefined; name: string }
   | { type: 'notfound' };
 
+type ReviewKind = 'TokenReview' | 'SubjectAccessReview';
+
+const REVIEW_PATHS = new Map<string, ReviewKind>([
+  ['/apis/authentication.k8s.io/v1/tokenreviews', 'TokenReview'],
+  ['/apis/authorization.k8s.io/v1/subjectaccessreviews', 'SubjectAccessReview'],
+]);
+
 function defByGvr(groupVersion: string, plural: string): FakeResourceDef | undefined {
   return FAKE_RESOURCES.find((d) => gvOf(d) === groupVersion && d.plural === plural);
 }
@@ -516,6 +585,12 @@ export async function startFakeKubeApiServer(opts: FakeKubeApiServerOptions = {}
   function freshStats(): FakeKubeStats {
     return { lists: 0, watches: 0, byPath: {}, listsByPath: {}, watchesByPath: {}, requests: [] };
   }
+
+  // Delegated authentication / authorization state.
+  let tokens = new Map<string, FakeTokenUser>();
+  let authorizer: FakeAuthorizer = () => ({ allowed: false, reason: 'the fake kube-apiserver has no policy (call setAuthorizer)' });
+  let sarLog: FakeSubjectAccessReviewSpec[] = [];
+  let tokenReviewLog: FakeTokenReviewSpec[] = [];
 
   // ----- store -----
 
@@ -852,6 +927,15 @@ export async function startFakeKubeApiServer(opts: FakeKubeApiServerOptions = {}
       sendStatus(res, statusBody(401, 'Unauthorized', 'Unauthorized'));
       return;
     }
+    const review = REVIEW_PATHS.get(url.pathname);
+    if (review) {
+      if (method !== 'POST') {
+        sendStatus(res, statusBody(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+        return;
+      }
+      serveReview(req, res, review);
+      return;
+    }
     if (r.type === 'notfound') {
       sendStatus(res, NOT_FOUND);
       return;
@@ -901,6 +985,100 @@ export async function startFakeKubeApiServer(opts: FakeKubeApiServerOptions = {}
     }
     if (watch) startWatch(res, r.def, r.namespace, url.searchParams, labels, fields, rendering);
     else serveList(res, r.def, r.namespace, url.searchParams, labels, fields, rendering);
+  }
+
+  // ----- TokenReview / SubjectAccessReview -----
+
+  function serveReview(req: http.IncomingMessage, res: http.ServerResponse, kind: ReviewKind): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= 1024 * 1024) chunks.push(c);
+    });
+    req.on('error', () => res.destroy());
+    req.on('end', () => {
+      try {
+        if (size > 1024 * 1024) {
+          sendStatus(res, statusBody(413, 'RequestEntityTooLarge', 'request entity too large'));
+          return;
+        }
+        let body: { apiVersion?: unknown; kind?: unknown; spec?: unknown };
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
+          if (body === null || typeof body !== 'object') throw new Error('not an object');
+        } catch (err) {
+          sendStatus(res, statusBody(400, 'BadRequest', `the fake kube-apiserver cannot decode the body: ${(err as Error).message}`));
+          return;
+        }
+        const apiVersion = kind === 'TokenReview' ? 'authentication.k8s.io/v1' : 'authorization.k8s.io/v1';
+        if ((body.kind !== undefined && body.kind !== kind) || (body.apiVersion !== undefined && body.apiVersion !== apiVersion)) {
+          sendStatus(res, statusBody(400, 'BadRequest', `expected ${apiVersion} ${kind}, got ${String(body.apiVersion)} ${String(body.kind)}`));
+          return;
+        }
+        const spec = (body.spec ?? {}) as Record<string, unknown>;
+        if (kind === 'TokenReview') answerTokenReview(res, spec as FakeTokenReviewSpec, apiVersion);
+        else answerSubjectAccessReview(res, spec as FakeSubjectAccessReviewSpec, apiVersion);
+      } catch (err) {
+        if (!res.headersSent) sendStatus(res, statusBody(500, 'InternalError', `fake kube-apiserver bug: ${(err as Error).stack ?? String(err)}`));
+      }
+    });
+  }
+
+  function invalid(res: http.ServerResponse, kind: ReviewKind, group: string, message: string): void {
+    // kube-apiserver answers validation failures with 422 Invalid.
+    sendStatus(res, statusBody(422, 'Invalid', `${kind}.${group} is invalid: ${message}`, { group, kind }));
+  }
+
+  function answerTokenReview(res: http.ServerResponse, spec: FakeTokenReviewSpec, apiVersion: string): void {
+    tokenReviewLog.push(structuredClone(spec));
+    if (typeof spec.token !== 'string' || spec.token === '') {
+      invalid(res, 'TokenReview', 'authentication.k8s.io', 'spec.token: Required value');
+      return;
+    }
+    const user = tokens.get(spec.token);
+    const status = user
+      ? {
+          authenticated: true,
+          user: {
+            username: user.username,
+            ...(user.uid ? { uid: user.uid } : {}),
+            ...(user.groups ? { groups: user.groups } : {}),
+            ...(user.extra ? { extra: user.extra } : {}),
+          },
+          ...(spec.audiences ? { audiences: spec.audiences } : {}),
+        }
+      : { authenticated: false, user: {}, error: 'invalid bearer token' };
+    sendJson(res, 201, { kind: 'TokenReview', apiVersion, metadata: { creationTimestamp: null }, spec, status });
+  }
+
+  function answerSubjectAccessReview(res: http.ServerResponse, spec: FakeSubjectAccessReviewSpec, apiVersion: string): void {
+    sarLog.push(structuredClone(spec));
+    const group = 'authorization.k8s.io';
+    const hasResource = spec.resourceAttributes !== undefined && spec.resourceAttributes !== null;
+    const hasNonResource = spec.nonResourceAttributes !== undefined && spec.nonResourceAttributes !== null;
+    if (hasResource === hasNonResource) {
+      invalid(res, 'SubjectAccessReview', group, 'spec.resourceAttributes: Invalid value: exactly one of nonResourceAttributes or resourceAttributes must be specified');
+      return;
+    }
+    if (!spec.user && !(spec.groups && spec.groups.length > 0)) {
+      invalid(res, 'SubjectAccessReview', group, 'spec.user: Invalid value: "": at least one of user or group must be specified');
+      return;
+    }
+    let decision: FakeAuthorizerDecision;
+    try {
+      decision = authorizer(structuredClone(spec));
+    } catch (err) {
+      sendStatus(res, statusBody(500, 'InternalError', `Internal error occurred: fake authorizer failed: ${(err as Error).message}`));
+      return;
+    }
+    const status = {
+      allowed: decision.allowed,
+      ...(decision.denied ? { denied: true } : {}),
+      ...(decision.reason ? { reason: decision.reason } : {}),
+      ...(decision.evaluationError ? { evaluationError: decision.evaluationError } : {}),
+    };
+    sendJson(res, 201, { kind: 'SubjectAccessReview', apiVersion, metadata: { creationTimestamp: null }, spec, status });
   }
 
   // ----- server -----
@@ -983,6 +1161,8 @@ export async function startFakeKubeApiServer(opts: FakeKubeApiServerOptions = {}
     },
     resetStats() {
       stats = freshStats();
+      sarLog = [];
+      tokenReviewLog = [];
     },
     setDown(d: boolean) {
       down = d;
@@ -997,6 +1177,24 @@ export async function startFakeKubeApiServer(opts: FakeKubeApiServerOptions = {}
     expireHistory() {
       history.length = 0;
       compactedRv = currentRv;
+    },
+    setAuthenticationConfigMap(data: Record<string, string>) {
+      return upsert({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'extension-apiserver-authentication', namespace: 'kube-system' }, data: { ...data } });
+    },
+    setConfigMap(namespace: string, name: string, data: Record<string, string>) {
+      return upsert({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data: { ...data } });
+    },
+    setTokens(map: Record<string, FakeTokenUser>) {
+      tokens = new Map(Object.entries(structuredClone(map)));
+    },
+    setAuthorizer(fn: FakeAuthorizer) {
+      authorizer = fn;
+    },
+    sarRequests() {
+      return structuredClone(sarLog);
+    },
+    tokenReviewRequests() {
+      return structuredClone(tokenReviewLog);
     },
     async stop() {
       if (stopped) return;

@@ -1,0 +1,56 @@
+import { request as httpsRequest } from 'node:https';
+import { pino } from 'pino';
+import type { ServeOptions } from '../../src/cli/serve-options.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+
+export interface TestAdapter {
+  readonly server: RunningServer;
+  readonly url: string;
+  get(path: string, headers?: Record<string, string>): Promise<{ status: number; json: any; text: string; headers: Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
+/**
+ * The real adapter, in-process, on a free loopback port with authentication off (auth has its own
+ * tests); everything else is the product's wiring from src/server.ts.
+ */
+export async function startTestAdapter(overrides: Partial<ServeOptions> & Pick<ServeOptions, 'config' | 'prometheusUrl'>): Promise<TestAdapter> {
+  const options: ServeOptions = {
+    prometheusTimeoutMs: 5_000,
+    prometheusVerb: 'GET',
+    prometheusHeaders: {},
+    queryCacheTtlMs: 5_000,
+    queryCacheSize: 1000,
+    relistIntervalMs: 600_000,
+    objectSource: 'kubernetes',
+    bindAddress: '127.0.0.1',
+    securePort: 0,
+    insecureDisableAuth: true,
+    authenticationSkipLookup: true,
+    anonymousAuth: true,
+    authorizationAlwaysAllowPaths: ['/healthz', '/readyz', '/livez'],
+    verbosity: 0,
+    ...overrides,
+  };
+  const server = await startServer(options, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+  const get: TestAdapter['get'] = (path, headers = {}) =>
+    new Promise((resolve, reject) => {
+      const req = httpsRequest(`${server.url}${path}`, { rejectUnauthorized: false, headers, agent: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers });
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  return { server, url: server.url, get, close: () => server.close() };
+}
