@@ -1,0 +1,441 @@
+/**
+ * Delegated authentication and authorization of the real adapter (src/server.ts startServer with auth on),
+ * against the FAKE kube-apiserver from test/harness: the fake serves the extension-apiserver-authentication
+ * ConfigMap, TokenReview and SubjectAccessReview, and records every review so the tests can assert exactly what
+ * the adapter asked. Certificates come from the product's own PKI code (src/api/certificates.ts).
+ *
+ * No Prometheus is needed: a read of a metric that no rule defines answers 404 only after authentication and
+ * authorization passed, and discovery needs no Prometheus at all.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { createCertificateAuthority, type CertificateAndKey, type CertificateAuthority } from '../../src/api/certificates.ts';
+import { DEFAULT_CONFIG, type ServeOptions } from '../../src/cli/serve-options.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import {
+  startFakeKubeApiServer,
+  type FakeKubeApiServer,
+  type FakeSubjectAccessReviewSpec,
+} from '../harness/fake-kube-apiserver.ts';
+
+const DISCOVERY = '/apis/custom.metrics.k8s.io/v1beta2';
+const FRONT_PROXY_CN = 'front-proxy-client';
+
+/** The 401 every generic apiserver answers when authentication fails. */
+const UNAUTHORIZED = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 };
+
+function metricPath(metric: string, namespace = 'default'): string {
+  return `${DISCOVERY}/namespaces/${namespace}/pods/*/${metric}`;
+}
+
+function podMetricAttributes(metric: string, namespace = 'default'): FakeSubjectAccessReviewSpec['resourceAttributes'] {
+  return { namespace, verb: 'get', group: 'custom.metrics.k8s.io', version: 'v1beta2', resource: 'pods', subresource: metric, name: '*' };
+}
+
+/** kube-apiserver's 403 text for a read of `pods/<metric>` (responsewriters.forbiddenMessage). */
+function forbiddenText(user: string, metric: string, namespace = 'default'): string {
+  return `pods.custom.metrics.k8s.io "*" is forbidden: User "${user}" cannot get resource "pods/${metric}" in API group "custom.metrics.k8s.io" in the namespace "${namespace}"`;
+}
+
+interface Pki {
+  /** Stands in for kube-apiserver's front-proxy CA (requestheader-client-ca-file). */
+  requestheaderCa: CertificateAuthority;
+  /** Stands in for the cluster's client CA (client-ca-file). */
+  clientCa: CertificateAuthority;
+  /** Signs the adapter's serving certificate, so the test client verifies the server for real. */
+  servingCa: CertificateAuthority;
+  serving: CertificateAndKey;
+  /** The aggregator's proxy client certificate (CN in requestheader-allowed-names). */
+  frontProxy: CertificateAndKey;
+  /** Signed by the front-proxy CA but with a CN that is not allowed. */
+  frontProxyWrongName: CertificateAndKey;
+  /** Same CN as the real front proxy, signed by a CA the adapter does not trust. */
+  untrusted: CertificateAndKey;
+  /** An ordinary x509 client (CN bob, O team-b) signed by the client CA. */
+  bob: CertificateAndKey;
+}
+
+async function createPki(): Promise<Pki> {
+  const [requestheaderCa, clientCa, servingCa, otherCa] = await Promise.all([
+    createCertificateAuthority('test-front-proxy-ca'),
+    createCertificateAuthority('test-client-ca'),
+    createCertificateAuthority('test-serving-ca'),
+    createCertificateAuthority('test-untrusted-ca'),
+  ]);
+  return {
+    requestheaderCa,
+    clientCa,
+    servingCa,
+    serving: await servingCa.issue({ commonName: 'localhost', hosts: ['localhost'], ips: ['127.0.0.1'], usage: 'server' }),
+    frontProxy: await requestheaderCa.issue({ commonName: FRONT_PROXY_CN, usage: 'client' }),
+    frontProxyWrongName: await requestheaderCa.issue({ commonName: 'someone-else', usage: 'client' }),
+    untrusted: await otherCa.issue({ commonName: FRONT_PROXY_CN, usage: 'client' }),
+    bob: await clientCa.issue({ commonName: 'bob', organizations: ['team-b'], usage: 'client' }),
+  };
+}
+
+interface Response {
+  status: number;
+  text: string;
+  json: unknown;
+}
+
+/** One GET on a fresh connection (agent: false), so no TLS session or socket is shared between identities. */
+function get(
+  server: RunningServer,
+  pki: Pki,
+  urlPath: string,
+  opts: { cert?: CertificateAndKey; headers?: Record<string, string | string[]> } = {},
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      `${server.url}${urlPath}`,
+      {
+        method: 'GET',
+        agent: false,
+        ca: pki.servingCa.certPem,
+        ...(opts.cert ? { cert: opts.cert.certPem, key: opts.cert.keyPem } : {}),
+        headers: opts.headers ?? {},
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, text, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function startAdapter(fake: FakeKubeApiServer, pki: Pki, dir: string, overrides: Partial<ServeOptions> = {}): Promise<RunningServer> {
+  const certFile = path.join(dir, `serving-${Math.random().toString(36).slice(2)}.crt`);
+  const keyFile = `${certFile.slice(0, -4)}.key`;
+  await writeFile(certFile, pki.serving.certPem);
+  await writeFile(keyFile, pki.serving.keyPem, { mode: 0o600 });
+  const options: ServeOptions = {
+    config: DEFAULT_CONFIG,
+    prometheusUrl: 'http://127.0.0.1:9', // never queried: no test reads a defined metric
+    prometheusTimeoutMs: 2_000,
+    prometheusVerb: 'GET',
+    prometheusHeaders: {},
+    queryCacheTtlMs: 0,
+    queryCacheSize: 10,
+    relistIntervalMs: 600_000,
+    objectSource: 'kubernetes',
+    kubeconfig: fake.kubeconfigPath,
+    bindAddress: '127.0.0.1',
+    securePort: 0,
+    tlsCertFile: certFile,
+    tlsPrivateKeyFile: keyFile,
+    insecureDisableAuth: false,
+    authenticationSkipLookup: false,
+    anonymousAuth: true,
+    authorizationAlwaysAllowPaths: ['/healthz', '/readyz', '/livez'],
+    verbosity: 0,
+    ...overrides,
+  };
+  return startServer(options, pino({ level: 'silent' }));
+}
+
+/** SARs the fake received for one user, in order. */
+function sarsFor(fake: FakeKubeApiServer, user: string): FakeSubjectAccessReviewSpec[] {
+  return fake.sarRequests().filter((s) => s.user === user);
+}
+
+/** Removes keys whose value is undefined or '' so expectations do not depend on omitempty choices. */
+function compact<T extends object | undefined>(o: T): T {
+  if (!o) return o;
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== '')) as T;
+}
+
+/** Policy of the fake: metric names carry the intended decision, so cached decisions never collide across tests. */
+function policy(spec: FakeSubjectAccessReviewSpec): { allowed: boolean } {
+  const target = spec.resourceAttributes?.subresource ?? spec.nonResourceAttributes?.path ?? '';
+  return { allowed: !target.includes('denied') };
+}
+
+describe('delegated authentication and authorization (adapter against the FAKE kube-apiserver)', () => {
+  let pki: Pki;
+  let fake: FakeKubeApiServer;
+  let adapter: RunningServer;
+  let dir: string;
+
+  before(async () => {
+    pki = await createPki();
+    dir = await mkdtemp(path.join(tmpdir(), 'delegated-auth-test-'));
+    fake = await startFakeKubeApiServer();
+    // What kube-apiserver writes for aggregated servers; every list value is a JSON-encoded string array.
+    fake.setAuthenticationConfigMap({
+      'client-ca-file': pki.clientCa.certPem,
+      'requestheader-client-ca-file': pki.requestheaderCa.certPem,
+      'requestheader-allowed-names': JSON.stringify([FRONT_PROXY_CN]),
+      'requestheader-username-headers': '["X-Remote-User"]',
+      'requestheader-uid-headers': '["X-Remote-Uid"]',
+      'requestheader-group-headers': '["X-Remote-Group"]',
+      'requestheader-extra-headers-prefix': '["X-Remote-Extra-"]',
+    });
+    fake.setTokens({
+      'hpa-token': {
+        username: 'system:serviceaccount:kube-system:horizontal-pod-autoscaler',
+        uid: 'uid-hpa',
+        groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system'],
+      },
+    });
+    fake.setAuthorizer(policy);
+    adapter = await startAdapter(fake, pki, dir);
+  });
+
+  after(async () => {
+    await adapter?.close();
+    await fake?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('front proxy (requestheader) authentication', () => {
+    const proxied = {
+      'X-Remote-User': 'alice',
+      'X-Remote-Group': ['team-a', 'oncall'],
+      'X-Remote-Extra-Scopes': 'metrics-read',
+      'X-Remote-Extra-Acme.io%2fproject': 'p1',
+    };
+
+    it('sends a SubjectAccessReview with the proxied user, groups, extra and the resource attributes; allowed -> 404 for an unknown metric', async () => {
+      const res = await get(adapter, pki, metricPath('fp_allowed_metric'), { cert: pki.frontProxy, headers: proxied });
+      assert.equal(res.status, 404, res.text);
+      assert.equal((res.json as { kind: string }).kind, 'Status');
+      assert.equal((res.json as { reason: string }).reason, 'NotFound');
+
+      const sars = sarsFor(fake, 'alice').filter((s) => s.resourceAttributes?.subresource === 'fp_allowed_metric');
+      assert.equal(sars.length, 1);
+      const sar = sars[0]!;
+      assert.equal(sar.user, 'alice');
+      assert.deepEqual(sar.groups, ['team-a', 'oncall', 'system:authenticated']);
+      assert.deepEqual(sar.extra, { scopes: ['metrics-read'], 'acme.io/project': ['p1'] });
+      assert.equal(sar.nonResourceAttributes, undefined);
+      assert.deepEqual(compact(sar.resourceAttributes), podMetricAttributes('fp_allowed_metric'));
+    });
+
+    it('denied by the fake authorizer -> 403 Status with kube-apiserver\'s message', async () => {
+      const res = await get(adapter, pki, metricPath('fp_denied_metric'), { cert: pki.frontProxy, headers: proxied });
+      assert.equal(res.status, 403, res.text);
+      assert.deepEqual(res.json, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: forbiddenText('alice', 'fp_denied_metric'),
+        reason: 'Forbidden',
+        code: 403,
+      });
+      assert.deepEqual(compact(sarsFor(fake, 'alice').at(-1)?.resourceAttributes), podMetricAttributes('fp_denied_metric'));
+    });
+
+    it('passes X-Remote-Uid through to the SubjectAccessReview', async () => {
+      const res = await get(adapter, pki, metricPath('fp_uid_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'carol', 'X-Remote-Uid': 'uid-carol' } });
+      assert.equal(res.status, 404, res.text);
+      const sar = sarsFor(fake, 'carol').at(-1);
+      assert.equal(sar?.uid, 'uid-carol');
+      assert.deepEqual(sar?.groups, ['system:authenticated']);
+    });
+
+    it('system:kube-aggregator in system:masters is allowed without any SubjectAccessReview', async () => {
+      const before = fake.sarRequests().length;
+      const headers = { 'X-Remote-User': 'system:kube-aggregator', 'X-Remote-Group': 'system:masters' };
+      const discovery = await get(adapter, pki, DISCOVERY, { cert: pki.frontProxy, headers });
+      assert.equal(discovery.status, 200, discovery.text);
+      assert.equal((discovery.json as { kind: string }).kind, 'APIResourceList');
+      const metric = await get(adapter, pki, metricPath('masters_denied_metric'), { cert: pki.frontProxy, headers });
+      assert.equal(metric.status, 404, 'system:masters skips authorization even where the policy would deny');
+      assert.equal(fake.sarRequests().length, before, 'no SubjectAccessReview for system:masters');
+    });
+
+    it('spoofed X-Remote-* headers without a client certificate are ignored: the request is system:anonymous', async () => {
+      const headers = { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' };
+      const res = await get(adapter, pki, metricPath('spoof_denied_metric'), { headers });
+      assert.equal(res.status, 403, res.text);
+      assert.equal((res.json as { message: string }).message, forbiddenText('system:anonymous', 'spoof_denied_metric'));
+      const sars = fake.sarRequests().filter((s) => s.resourceAttributes?.subresource === 'spoof_denied_metric');
+      assert.equal(sars.length, 1);
+      assert.equal(sars[0]!.user, 'system:anonymous');
+      assert.deepEqual(sars[0]!.groups, ['system:unauthenticated']);
+      assert.equal(sarsFor(fake, 'admin').length, 0, 'the spoofed user never reaches authorization');
+    });
+
+    it('spoofed headers with a certificate from an untrusted CA -> 401, no review', async () => {
+      const before = fake.sarRequests().length;
+      const headers = { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' };
+      for (const p of [metricPath('untrusted_metric'), DISCOVERY]) {
+        const res = await get(adapter, pki, p, { cert: pki.untrusted, headers });
+        assert.equal(res.status, 401, res.text);
+        assert.deepEqual(res.json, UNAUTHORIZED);
+      }
+      assert.equal(fake.sarRequests().length, before);
+    });
+
+    it('a front-proxy CA certificate whose CN is not in requestheader-allowed-names -> 401', async () => {
+      const before = fake.sarRequests().length;
+      const headers = { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' };
+      const res = await get(adapter, pki, metricPath('wrong_cn_metric'), { cert: pki.frontProxyWrongName, headers });
+      assert.equal(res.status, 401, res.text);
+      assert.deepEqual(res.json, UNAUTHORIZED);
+      assert.equal(fake.sarRequests().length, before);
+    });
+  });
+
+  describe('x509 client certificates (client-ca-file)', () => {
+    it('user = CN, groups = O plus system:authenticated; X-Remote-* headers are not trusted from such a client', async () => {
+      const res = await get(adapter, pki, metricPath('x509_allowed_metric'), { cert: pki.bob, headers: { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' } });
+      assert.equal(res.status, 404, res.text);
+      const sar = sarsFor(fake, 'bob').at(-1);
+      assert.deepEqual(sar?.groups, ['team-b', 'system:authenticated']);
+      assert.deepEqual(compact(sar?.resourceAttributes), podMetricAttributes('x509_allowed_metric'));
+      assert.equal(sarsFor(fake, 'admin').length, 0);
+    });
+  });
+
+  describe('bearer tokens (TokenReview)', () => {
+    const hpa = 'system:serviceaccount:kube-system:horizontal-pod-autoscaler';
+
+    it('a valid token: the TokenReview user is authorized, and the review is cached (two requests, one TokenReview)', async () => {
+      const reviews = () => fake.tokenReviewRequests().filter((r) => r.token === 'hpa-token').length;
+      assert.equal(reviews(), 0);
+      const first = await get(adapter, pki, metricPath('token_allowed_metric'), { headers: { Authorization: 'Bearer hpa-token' } });
+      assert.equal(first.status, 404, first.text);
+      const sar = sarsFor(fake, hpa).at(-1);
+      assert.equal(sar?.uid, 'uid-hpa');
+      assert.deepEqual(sar?.groups, ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated']);
+      assert.deepEqual(compact(sar?.resourceAttributes), podMetricAttributes('token_allowed_metric'));
+
+      const second = await get(adapter, pki, metricPath('token_denied_metric'), { headers: { Authorization: 'Bearer hpa-token' } });
+      assert.equal(second.status, 403, second.text);
+      assert.equal((second.json as { message: string }).message, forbiddenText(hpa, 'token_denied_metric'));
+      assert.equal(reviews(), 1, 'the second request reused the cached TokenReview');
+    });
+
+    it('an unknown token -> 401 (no anonymous fallback), and no SubjectAccessReview', async () => {
+      const before = fake.sarRequests().length;
+      const res = await get(adapter, pki, metricPath('bad_token_metric'), { headers: { Authorization: 'Bearer not-a-token' } });
+      assert.equal(res.status, 401, res.text);
+      assert.deepEqual(res.json, UNAUTHORIZED);
+      assert.equal(fake.sarRequests().length, before);
+      assert.deepEqual(fake.tokenReviewRequests().filter((r) => r.token === 'not-a-token'), [{ token: 'not-a-token' }]);
+    });
+  });
+
+  describe('paths', () => {
+    it('/healthz, /livez and /readyz answer 200 ok without a SubjectAccessReview', async () => {
+      const before = fake.sarRequests().length;
+      for (const p of ['/healthz', '/livez', '/readyz']) {
+        const res = await get(adapter, pki, p);
+        assert.equal(res.status, 200, `${p}: ${res.text}`);
+        assert.equal(res.text, 'ok');
+      }
+      assert.equal(fake.sarRequests().length, before);
+    });
+
+    it('discovery of custom.metrics.k8s.io/v1beta2 is authorized with nonResourceAttributes', async () => {
+      const res = await get(adapter, pki, DISCOVERY, { cert: pki.frontProxy, headers: { 'X-Remote-User': 'dora' } });
+      assert.equal(res.status, 200, res.text);
+      const sars = sarsFor(fake, 'dora');
+      assert.equal(sars.length, 1);
+      assert.deepEqual(sars[0]!.nonResourceAttributes, { path: DISCOVERY, verb: 'get' });
+      assert.equal(sars[0]!.resourceAttributes, undefined);
+      assert.deepEqual(sars[0]!.groups, ['system:authenticated']);
+    });
+
+    it('denied discovery -> 403 with kube-apiserver\'s non-resource message', async () => {
+      // The fake denies paths containing "denied": ask for a path below the group that the router does not know.
+      const p = `${DISCOVERY}-denied`;
+      const res = await get(adapter, pki, p, { cert: pki.frontProxy, headers: { 'X-Remote-User': 'erin' } });
+      assert.equal(res.status, 403, res.text);
+      assert.equal((res.json as { message: string }).message, `forbidden: User "erin" cannot get path "${p}"`);
+      assert.deepEqual(sarsFor(fake, 'erin')[0]?.nonResourceAttributes, { path: p, verb: 'get' });
+    });
+  });
+
+  describe('decision cache', () => {
+    it('two identical requests -> one SubjectAccessReview', async () => {
+      const headers = { 'X-Remote-User': 'frank', 'X-Remote-Group': ['g1', 'g2'] };
+      const a = await get(adapter, pki, metricPath('cached_allowed_metric'), { cert: pki.frontProxy, headers });
+      const b = await get(adapter, pki, metricPath('cached_allowed_metric'), { cert: pki.frontProxy, headers });
+      assert.deepEqual([a.status, b.status], [404, 404]);
+      const c = await get(adapter, pki, metricPath('cached_denied_metric'), { cert: pki.frontProxy, headers });
+      const d = await get(adapter, pki, metricPath('cached_denied_metric'), { cert: pki.frontProxy, headers });
+      assert.deepEqual([c.status, d.status], [403, 403]);
+      assert.deepEqual(
+        sarsFor(fake, 'frank').map((s) => s.resourceAttributes?.subresource),
+        ['cached_allowed_metric', 'cached_denied_metric'],
+        'allowed and denied decisions are both cached',
+      );
+      // A different identity is a different decision.
+      await get(adapter, pki, metricPath('cached_allowed_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'frank', 'X-Remote-Group': 'g1' } });
+      assert.equal(sarsFor(fake, 'frank').length, 3);
+    });
+  });
+
+  describe('failures of the fake kube-apiserver', () => {
+    it('a SubjectAccessReview error -> 500 InternalError, and the error is not cached as a decision', async () => {
+      fake.setAuthorizer(() => {
+        throw new Error('fake authorizer outage');
+      });
+      try {
+        const res = await get(adapter, pki, metricPath('outage_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'gina' } });
+        assert.equal(res.status, 500, res.text);
+        assert.equal((res.json as { reason: string }).reason, 'InternalError');
+      } finally {
+        fake.setAuthorizer(policy);
+      }
+      const again = await get(adapter, pki, metricPath('outage_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'gina' } });
+      assert.equal(again.status, 404, again.text);
+    });
+  });
+
+  describe('--anonymous-auth=false', () => {
+    let strict: RunningServer;
+    before(async () => {
+      strict = await startAdapter(fake, pki, dir, { anonymousAuth: false });
+    });
+    after(async () => {
+      await strict?.close();
+    });
+
+    it('a request without credentials -> 401, even with spoofed headers; no review', async () => {
+      const before = fake.sarRequests().length;
+      for (const headers of [{}, { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' }]) {
+        const res = await get(strict, pki, metricPath('anon_metric'), { headers });
+        assert.equal(res.status, 401, res.text);
+        assert.deepEqual(res.json, UNAUTHORIZED);
+      }
+      const discovery = await get(strict, pki, DISCOVERY);
+      assert.equal(discovery.status, 401);
+      assert.equal(fake.sarRequests().length, before);
+    });
+
+    it('health checks still answer without credentials', async () => {
+      const res = await get(strict, pki, '/healthz');
+      assert.equal(res.status, 200);
+      assert.equal(res.text, 'ok');
+    });
+
+    it('the front proxy still authenticates', async () => {
+      const res = await get(strict, pki, metricPath('strict_allowed_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'hank' } });
+      assert.equal(res.status, 404, res.text);
+      assert.equal(sarsFor(fake, 'hank').length, 1);
+    });
+  });
+});
