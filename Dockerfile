@@ -36,12 +36,13 @@ COPY src ./src
 # `npm run build` puts node_modules/.bin first on PATH. Because the "node" package's install script
 # did not run, node_modules/.bin/node points at nothing; delete it so that tsc's `#!/usr/bin/env node`
 # finds the image's /usr/local/bin/node without relying on PATH search skipping a dangling link.
+# After pruning, the runtime can only use the base image's Node: the build fails if the "node"
+# package survived `npm prune --omit=dev`.
 RUN rm -f node_modules/.bin/node \
  && npm run build \
  && npm prune --omit=dev --ignore-scripts \
- # The runtime must use the base image's Node: fail the build if the "node" package survived pruning.
  && test ! -e node_modules/node \
- && test ! -e node_modules/.bin/node
+ && test ! -L node_modules/.bin/node
 
 # ---------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE}

@@ -27,8 +27,19 @@ export class QueryEngine {
   constructor(backend: InstantQuerier, options: QueryEngineOptions) {
     this.#backend = backend;
     this.#now = options.now ?? Date.now;
+    // The cache ages entries on the engine's clock, not lru-cache's own (performance.now), so that an injected
+    // clock governs expiry too. ttlResolution 0: the default 1 ms debounce would hide a clock step for up to 1 ms
+    // of real time, and one clock read per lookup is cheap.
     this.#cache =
-      options.cacheTtlMs > 0 ? new LRUCache({ max: options.cacheMaxEntries, ttl: options.cacheTtlMs, ttlAutopurge: false }) : null;
+      options.cacheTtlMs > 0
+        ? new LRUCache({
+            max: options.cacheMaxEntries,
+            ttl: options.cacheTtlMs,
+            ttlAutopurge: false,
+            ttlResolution: 0,
+            perf: { now: this.#now },
+          })
+        : null;
   }
 
   async query(promql: string): Promise<EngineResult> {
