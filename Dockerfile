@@ -33,9 +33,9 @@ RUN npm ci --ignore-scripts
 
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# `npm run build` puts node_modules/.bin first on PATH. Because the "node" package's install script
-# did not run, node_modules/.bin/node points at nothing; delete it so that tsc's `#!/usr/bin/env node`
-# finds the image's /usr/local/bin/node without relying on PATH search skipping a dangling link.
+# `npm run build` puts node_modules/.bin first on PATH. The "node" package's install script did not
+# run, so it has no bin/node, and npm 11 links no node_modules/.bin/node for it. The rm guards against
+# an npm that leaves a dangling link there: tsc's `#!/usr/bin/env node` must find /usr/local/bin/node.
 # After pruning, the runtime can only use the base image's Node: the build fails if the "node"
 # package survived `npm prune --omit=dev`.
 RUN rm -f node_modules/.bin/node \

@@ -16,6 +16,8 @@ export interface PrometheusClientOptions {
   readonly clientCertFile?: string;
   readonly clientKeyFile?: string;
   readonly headers?: Readonly<Record<string, string>>;
+  /** Clock for the token file re-check interval; tests step it instead of waiting 10 s. */
+  readonly now?: () => number;
 }
 
 export interface Sample {
@@ -120,22 +122,26 @@ export class PrometheusHttpClient implements InstantQuerier {
       time: timeSeconds.toFixed(3),
       timeout: `${Math.max(1, Math.floor(this.#options.timeoutMs / 1000))}s`,
     });
-    const data = await this.#call('api/v1/query', params, signal);
+    const { data, warnings } = await this.#call('api/v1/query', params, signal);
     const resultType = data?.resultType;
     const result = data?.result;
     if (resultType === 'vector' && Array.isArray(result)) {
-      return { samples: result.map(toSample), warnings: [] };
+      return { samples: result.map(toSample), warnings };
     }
     if (resultType === 'scalar' && Array.isArray(result)) {
       const [t, v] = result as [number, string];
-      return { samples: [{ labels: {}, value: parseSampleValue(v), timestamp: t }], warnings: [] };
+      return { samples: [{ labels: {}, value: parseSampleValue(v), timestamp: t }], warnings };
     }
     throw new InternalError(
       `Prometheus at ${this.displayUrl} returned a ${resultType ?? 'malformed'} result; the query must return an instant vector`,
     );
   }
 
-  async #call(path: string, params: URLSearchParams, signal?: AbortSignal): Promise<Envelope['data']> {
+  async #call(
+    path: string,
+    params: URLSearchParams,
+    signal?: AbortSignal,
+  ): Promise<{ data: Envelope['data']; warnings: readonly string[] }> {
     const headers: Record<string, string> = {};
     const token = this.#bearerToken();
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -154,16 +160,24 @@ export class PrometheusHttpClient implements InstantQuerier {
     } catch (err) {
       throw this.#transportError(err);
     }
-    let envelope: Envelope;
+    let parsed: unknown;
     try {
-      envelope = JSON.parse(response.data) as Envelope;
+      parsed = JSON.parse(response.data);
     } catch {
+      parsed = undefined;
+    }
+    // `null`, a number or an array parse fine but are no envelope; reading fields off them would throw a TypeError.
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       const snippet = String(response.data).slice(0, 200).trim();
       throw new ServiceUnavailableError(
-        `Prometheus at ${this.displayUrl} answered HTTP ${response.status} with a body that is not JSON: ${JSON.stringify(snippet)}`,
+        `Prometheus at ${this.displayUrl} answered HTTP ${response.status} with a body that is not a JSON API response: ${JSON.stringify(snippet)}`,
       );
     }
-    if (response.status >= 200 && response.status < 300 && envelope.status === 'success') return envelope.data;
+    const envelope = parsed as Envelope;
+    if (response.status >= 200 && response.status < 300 && envelope.status === 'success') {
+      const warnings = Array.isArray(envelope.warnings) ? envelope.warnings.filter((w) => typeof w === 'string') : [];
+      return { data: envelope.data, warnings };
+    }
     const detail = envelope.error ? `${envelope.errorType ?? 'error'}: ${envelope.error}` : `HTTP ${response.status}`;
     if (envelope.errorType === 'timeout' || envelope.errorType === 'canceled') {
       throw new TimeoutError(`Prometheus at ${this.displayUrl} timed out evaluating the query (${detail})`);
@@ -194,7 +208,7 @@ export class PrometheusHttpClient implements InstantQuerier {
   #bearerToken(): string | undefined {
     const file = this.#options.tokenFile;
     if (!file) return undefined;
-    const now = Date.now();
+    const now = (this.#options.now ?? Date.now)();
     if (this.#token && now - this.#token.checkedAt < 10_000) return this.#token.value;
     try {
       const { mtimeMs } = statSync(file);
@@ -212,7 +226,7 @@ export class PrometheusHttpClient implements InstantQuerier {
 }
 
 function toSample(entry: unknown): Sample {
-  const e = entry as { metric?: Record<string, string>; value?: [number, string] };
+  const e = (entry ?? {}) as { metric?: Record<string, string>; value?: [number, string] };
   const [t, v] = e.value ?? [Number.NaN, 'NaN'];
   return { labels: e.metric ?? {}, value: parseSampleValue(v), timestamp: t };
 }

@@ -96,3 +96,11 @@ test('serves HTTPS with the seed spelling of flags, and exits cleanly on SIGTERM
     await prometheus.stop();
   }
 });
+
+test('the README documents every flag that --help lists', async () => {
+  const { readFileSync } = await import('node:fs');
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const flags = [...run(['--help']).stdout.matchAll(/^ {2}(--[a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== '--help' && f !== '--version');
+  assert.ok(flags.length > 20);
+  for (const flag of flags) assert.ok(readme.includes(`\`${flag}\``), `README mentions ${flag}`);
+});
