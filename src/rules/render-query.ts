@@ -1,7 +1,8 @@
 import type { MetricRule } from '../config/model.ts';
-import { namesToMatcher, selectorToMatchers } from './matchers.ts';
+import { namesToMatcher, selectorToMatchers, UnsupportedOperatorError } from './matchers.ts';
+import { InvalidLabelNameError, InvalidLabelValueError } from './escape.ts';
 import type { Selector } from './selector.ts';
-import { InternalError } from '../errors.ts';
+import { BadRequestError, InternalError } from '../errors.ts';
 
 /** What one query must select, in the terms of prometheus-adapter's template fields. */
 export interface QueryTarget {
@@ -18,7 +19,16 @@ export interface QueryTarget {
  * `.LabelMatchers` order follows prometheus-adapter: metric selector (by key), namespace, object.
  */
 export function renderRuleQuery(rule: MetricRule, target: QueryTarget): string {
-  const matchers = selectorToMatchers(target.metricSelector);
+  let matchers: string[];
+  try {
+    matchers = selectorToMatchers(target.metricSelector);
+  } catch (err) {
+    // The metric selector comes from the request: what Prometheus cannot express is the caller's to fix.
+    if (err instanceof UnsupportedOperatorError || err instanceof InvalidLabelNameError || err instanceof InvalidLabelValueError) {
+      throw new BadRequestError(`invalid metricLabelSelector: ${err.message}`);
+    }
+    throw err;
+  }
   const valuesByName: Record<string, string> = {};
   if (target.namespace !== null) {
     matchers.push(namesToMatcher(rule.namespaceLabel, [target.namespace])!);
