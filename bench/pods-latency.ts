@@ -11,7 +11,7 @@ import os from 'node:os';
 import { pino } from 'pino';
 import { startPrometheus, type SeriesSpec } from '../src/demo/prometheus-process.ts';
 import { startServer } from '../src/server.ts';
-import type { ServeOptions } from '../src/cli/serve-options.ts';
+import { parseServeArgs, type ServeOptions } from '../src/cli/serve-options.ts';
 import { startFakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
 
 const arg = (name: string, def: number): number => {
@@ -37,10 +37,9 @@ writeFileSync(rules, 'metrics:\n- name: cpu\n  resource: pods\n  windows: [1m]\n
 const PROMQL = 'sum by (pod) (rate(bench_cpu_seconds_total{namespace="bench"}[1m]))';
 
 const base: ServeOptions = {
-  config: rules, prometheusUrl: prometheus.url, prometheusTimeoutMs: 10_000, prometheusVerb: 'GET', prometheusHeaders: {},
-  queryCacheTtlMs: 60_000, queryCacheSize: 1000, relistIntervalMs: 600_000, objectSource: 'kubernetes', kubeconfig: kube.kubeconfigPath,
-  bindAddress: '127.0.0.1', securePort: 0, insecureDisableAuth: true, authenticationSkipLookup: true, anonymousAuth: true,
-  authorizationAlwaysAllowPaths: [], verbosity: 0,
+  ...parseServeArgs(['--bind-address=127.0.0.1', '--secure-port=0', '--insecure-disable-auth', '--query-cache-ttl=60s', `--prometheus-url=${prometheus.url}`]),
+  config: rules,
+  kubeconfig: kube.kubeconfigPath,
 };
 const log = pino({ level: 'silent' });
 const cached = await startServer(base, log);

@@ -140,3 +140,13 @@ export function toServeOptions(o: Record<string, unknown>): ServeOptions {
   if (!opts.requestheaderAllowedNames) delete opts.requestheaderAllowedNames;
   return opts;
 }
+
+/**
+ * Options from command-line flags, with the same defaults and checks as the command itself; the demo,
+ * tests and benchmarks build their servers through this, so they run what users run.
+ */
+export function parseServeArgs(args: readonly string[]): ServeOptions {
+  const cmd = addServeFlags(new Command().exitOverride().allowExcessArguments(false).configureOutput({ writeErr: () => {}, writeOut: () => {} }));
+  cmd.parse([...args], { from: 'user' });
+  return toServeOptions(cmd.opts());
+}

@@ -4,8 +4,7 @@
  */
 import { request as httpsRequest } from 'node:https';
 import { pino } from 'pino';
-import { DEFAULT_CONFIG } from '../cli/serve-options.ts';
-import type { ServeOptions } from '../cli/serve-options.ts';
+import { DEFAULT_CONFIG, parseServeArgs } from '../cli/serve-options.ts';
 import { loadRuleFile } from '../config/load.ts';
 import { renderRuleQuery } from '../rules/render-query.ts';
 import { startServer } from '../server.ts';
@@ -81,24 +80,14 @@ async function main(): Promise<void> {
   });
   say(`[demo] Prometheus is at ${prometheus.url}`);
 
-  const options: ServeOptions = {
-    config: DEFAULT_CONFIG,
-    prometheusUrl: prometheus.url,
-    prometheusTimeoutMs: 10_000,
-    prometheusVerb: 'GET',
-    prometheusHeaders: {},
-    queryCacheTtlMs: 5_000,
-    queryCacheSize: 1000,
-    relistIntervalMs: 600_000,
-    objectSource: 'prometheus',
-    bindAddress: '127.0.0.1',
-    securePort: 0,
-    insecureDisableAuth: true,
-    authenticationSkipLookup: true,
-    anonymousAuth: true,
-    authorizationAlwaysAllowPaths: ['/healthz', '/readyz', '/livez'],
-    verbosity: 0,
-  };
+  const options = parseServeArgs([
+    `--prometheus-url=${prometheus.url}`,
+    '--prometheus-timeout=10s',
+    '--object-source=prometheus',
+    '--bind-address=127.0.0.1',
+    '--secure-port=0',
+    '--insecure-disable-auth',
+  ]);
   const log = pino({ level: 'error', base: null }, pino.destination({ dest: 2, sync: true }));
   const server = await startServer(options, log);
   const stop = async (): Promise<void> => {

@@ -1,6 +1,6 @@
 import { request as httpsRequest } from 'node:https';
 import { pino } from 'pino';
-import type { ServeOptions } from '../../src/cli/serve-options.ts';
+import { parseServeArgs, type ServeOptions } from '../../src/cli/serve-options.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 
 export interface TestAdapter {
@@ -16,20 +16,7 @@ export interface TestAdapter {
  */
 export async function startTestAdapter(overrides: Partial<ServeOptions> & Pick<ServeOptions, 'config' | 'prometheusUrl'>): Promise<TestAdapter> {
   const options: ServeOptions = {
-    prometheusTimeoutMs: 5_000,
-    prometheusVerb: 'GET',
-    prometheusHeaders: {},
-    queryCacheTtlMs: 5_000,
-    queryCacheSize: 1000,
-    relistIntervalMs: 600_000,
-    objectSource: 'kubernetes',
-    bindAddress: '127.0.0.1',
-    securePort: 0,
-    insecureDisableAuth: true,
-    authenticationSkipLookup: true,
-    anonymousAuth: true,
-    authorizationAlwaysAllowPaths: ['/healthz', '/readyz', '/livez'],
-    verbosity: 0,
+    ...parseServeArgs(['--bind-address=127.0.0.1', '--secure-port=0', '--insecure-disable-auth', '--prometheus-timeout=5s']),
     ...overrides,
   };
   const server = await startServer(options, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
