@@ -53,6 +53,11 @@ export interface StartPrometheusOptions {
   stepSeconds: number;
   log?: (m: string) => void;
   extraArgs?: string[];
+  /**
+   * Loopback exporters to scrape as well, for data that must follow objects created during a test (the
+   * end-to-end suite's pods get their names from a ReplicaSet). `honor_labels` keeps the exporter's labels.
+   */
+  scrape?: { targets: string[]; intervalSeconds: number };
 }
 
 export interface PrometheusProcess {
@@ -524,6 +529,26 @@ async function launch(
   }
 }
 
+/** Loopback targets only: tests and benchmarks never make Prometheus reach another address. */
+function prometheusConfig(scrape: StartPrometheusOptions['scrape']): string {
+  if (!scrape || scrape.targets.length === 0) return 'global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\nscrape_configs: []\n';
+  for (const t of scrape.targets) {
+    if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(t)) throw new Error(`scrape target ${t} is not a loopback address`);
+  }
+  return [
+    'global:',
+    `  scrape_interval: ${scrape.intervalSeconds}s`,
+    `  scrape_timeout: ${scrape.intervalSeconds}s`,
+    '  evaluation_interval: 1h',
+    'scrape_configs:',
+    '  - job_name: workload',
+    '    honor_labels: true',
+    '    static_configs:',
+    `      - targets: [${scrape.targets.map((t) => JSON.stringify(t)).join(', ')}]`,
+    '',
+  ].join('\n');
+}
+
 /**
  * Backfills the series into a fresh TSDB and serves it from a Prometheus on a free loopback port. Nothing is
  * scraped: the configuration has no scrape jobs, rules, alertmanagers or remote endpoints.
@@ -551,7 +576,7 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
     log(`backfilled ${opts.series.length} series, ${samples} samples in ${Date.now() - started} ms`);
 
     const configFile = path.join(root, 'prometheus.yml');
-    await writeFile(configFile, 'global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\nscrape_configs: []\n');
+    await writeFile(configFile, prometheusConfig(opts.scrape));
 
     for (let attempt = 1; ; attempt++) {
       const port = await freeLoopbackPort();
