@@ -127,32 +127,46 @@ export class DelegatedAuth {
     return changed;
   }
 
+  /**
+   * The union of k8s.io/apiserver's delegating authenticator: front proxy, x509 client certificate, bearer token.
+   * Each one authenticates, has no opinion (not configured, no credential of its kind) or fails; the first success
+   * wins. When none succeeds, any failure means 401 (a bad certificate or token never becomes anonymous).
+   */
   async authenticate(request: FastifyRequest): Promise<UserInfo> {
+    let failed = false;
     const socket = request.raw.socket as TLSSocket;
     const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(true) : undefined;
     if (peer && Object.keys(peer).length > 0) {
-      // A presented certificate either proves an identity or fails the request; never anonymous.
-      if (!socket.authorized) throw new UnauthorizedError();
-      const root = chainRoot(peer);
-      if (this.#issuedBy(root, this.#requestheaderCas)) {
-        const user = this.#fromRequestHeaders(request, peer);
-        if (user) return withAuthenticatedGroup(user);
-      } else if (this.#issuedBy(root, this.#clientCas)) {
-        const cn = peer.subject?.CN;
-        if (typeof cn !== 'string' || !cn) throw new UnauthorizedError();
-        const o = peer.subject?.O;
-        return withAuthenticatedGroup({ name: cn, groups: o === undefined ? [] : Array.isArray(o) ? o : [o], extra: {} });
-      } else {
-        throw new UnauthorizedError();
+      // `authorized` says the chain ends at one of the server's CAs; the root says which one.
+      const root = socket.authorized ? chainRoot(peer) : undefined;
+      if (this.#requestheaderCas.length > 0) {
+        if (root && this.#issuedBy(root, this.#requestheaderCas) && this.#allowedFrontProxy(peer)) {
+          const user = this.#fromRequestHeaders(request);
+          if (user) return withAuthenticatedGroup(user);
+        } else {
+          failed = true;
+        }
+      }
+      if (this.#clientCas.length > 0) {
+        if (root && this.#issuedBy(root, this.#clientCas)) {
+          const cn = peer.subject?.CN;
+          // An empty common name is "no opinion" (CommonNameUserConversion).
+          if (typeof cn === 'string' && cn) {
+            const o = peer.subject?.O;
+            return withAuthenticatedGroup({ name: cn, groups: o === undefined ? [] : Array.isArray(o) ? o : [o], extra: {} });
+          }
+        } else {
+          failed = true;
+        }
       }
     }
-    const authorization = request.headers.authorization;
-    if (authorization?.startsWith('Bearer ')) {
-      const user = await this.#reviewToken(authorization.slice(7).trim());
-      if (!user) throw new UnauthorizedError();
-      return withAuthenticatedGroup(user);
+    const token = bearerToken(request.headers.authorization);
+    if (token) {
+      const user = await this.#reviewToken(token);
+      if (user) return withAuthenticatedGroup(user);
+      failed = true;
     }
-    if (!this.#options.anonymousAuth) throw new UnauthorizedError();
+    if (failed || !this.#options.anonymousAuth) throw new UnauthorizedError();
     return { name: 'system:anonymous', groups: ['system:unauthenticated'], extra: {} };
   }
 
@@ -202,13 +216,18 @@ export class DelegatedAuth {
     return cas.some((ca) => ca.fingerprint256 === root.fingerprint256);
   }
 
-  #fromRequestHeaders(request: FastifyRequest, peer: PeerCertificate): UserInfo | null {
+  /** requestheader-allowed-names: empty allows any common name signed by the front-proxy CA. */
+  #allowedFrontProxy(peer: PeerCertificate): boolean {
     const allowed = this.#config.requestheaderAllowedNames;
     const cn = peer.subject?.CN;
     if (allowed.length > 0 && (typeof cn !== 'string' || !allowed.includes(cn))) {
       this.#log.warn({ cn }, 'front-proxy client certificate has a common name that is not in requestheader-allowed-names');
-      throw new UnauthorizedError();
+      return false;
     }
+    return true;
+  }
+
+  #fromRequestHeaders(request: FastifyRequest): UserInfo | null {
     const first = (names: string[]): string | undefined => {
       for (const n of names) for (const v of headerValues(request, n)) if (v.trim()) return v.trim();
       return undefined;
@@ -216,7 +235,7 @@ export class DelegatedAuth {
     const name = first(this.#config.usernameHeaders);
     if (!name) return null;
     const uid = first(this.#config.uidHeaders);
-    const groups = this.#config.groupHeaders.flatMap((h) => headerValues(request, h));
+    const groups = this.#config.groupHeaders.flatMap((h) => headerValues(request, h)).filter((g) => g !== '');
     const extra: Record<string, string[]> = {};
     const raw = request.raw.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
@@ -253,6 +272,13 @@ export class DelegatedAuth {
     this.#tokenCache.set(key, user);
     return user || null;
   }
+}
+
+/** The token of `Authorization: Bearer <token>` as kube-apiserver reads it: scheme case-insensitive, empty = none. */
+function bearerToken(header: string | undefined): string | undefined {
+  const parts = (header ?? '').trim().split(' ');
+  if (parts.length < 2 || parts[0]!.toLowerCase() !== 'bearer') return undefined;
+  return parts[1] || undefined;
 }
 
 function chainRoot(cert: DetailedPeerCertificate | PeerCertificate): PeerCertificate {

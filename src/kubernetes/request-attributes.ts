@@ -6,9 +6,26 @@ export type RequestAttributes =
   | { kind: 'resource'; verb: string; group: string; version: string; namespace: string; resource: string; subresource: string; name: string }
   | { kind: 'nonResource'; verb: string; path: string };
 
+/** Verbs of resource requests by HTTP method; anything else is '' (requestinfo.go). */
+const RESOURCE_VERBS = new Map([
+  ['POST', 'create'],
+  ['GET', 'get'],
+  ['HEAD', 'get'],
+  ['PUT', 'update'],
+  ['PATCH', 'patch'],
+  ['DELETE', 'delete'],
+]);
+
+/** ListOptions.Watch from the query: only a missing value, "0" or "false" (any case) is false (Convert_Slice_string_To_bool). */
+function isWatch(queryString: string): boolean {
+  const v = new URLSearchParams(queryString).get('watch');
+  return v !== null && v !== '0' && v.toLowerCase() !== 'false';
+}
+
 export function requestAttributes(method: string, rawUrl: string): RequestAttributes {
   const [path = '/', queryString = ''] = rawUrl.split('?');
-  const verb = method === 'GET' || method === 'HEAD' ? 'get' : method.toLowerCase();
+  // Non-resource requests use the lower-cased method as their verb (HEAD is "head", not "get").
+  const verb = method.toLowerCase();
   const parts = path.split('/').filter(Boolean).map((p) => {
     try {
       return decodeURIComponent(p);
@@ -32,10 +49,9 @@ export function requestAttributes(method: string, rawUrl: string): RequestAttrib
   const resource = rest[0] ?? '';
   const name = rest[1] ?? '';
   const subresource = rest[2] ?? '';
-  let resourceVerb = verb;
-  if (verb === 'get' && name === '') {
-    resourceVerb = new URLSearchParams(queryString).get('watch') === 'true' ? 'watch' : 'list';
-  }
+  let resourceVerb = RESOURCE_VERBS.get(method.toUpperCase()) ?? '';
+  if (name === '' && resourceVerb === 'get') resourceVerb = isWatch(queryString) ? 'watch' : 'list';
+  if (name === '' && resourceVerb === 'delete') resourceVerb = 'deletecollection';
   return { kind: 'resource', verb: resourceVerb, group, version, namespace, resource, subresource, name };
 }
 

@@ -85,18 +85,18 @@ interface Response {
   json: unknown;
 }
 
-/** One GET on a fresh connection (agent: false), so no TLS session or socket is shared between identities. */
+/** One request (GET unless told) on a fresh connection (agent: false), so no TLS session or socket is shared between identities. */
 function get(
   server: RunningServer,
   pki: Pki,
   urlPath: string,
-  opts: { cert?: CertificateAndKey; headers?: Record<string, string | string[]> } = {},
+  opts: { cert?: CertificateAndKey; headers?: Record<string, string | string[]>; method?: string } = {},
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       `${server.url}${urlPath}`,
       {
-        method: 'GET',
+        method: opts.method ?? 'GET',
         agent: false,
         ca: pki.servingCa.certPem,
         ...(opts.cert ? { cert: opts.cert.certPem, key: opts.cert.keyPem } : {}),
@@ -189,13 +189,13 @@ describe('delegated authentication and authorization (adapter against the FAKE k
       'requestheader-group-headers': '["X-Remote-Group"]',
       'requestheader-extra-headers-prefix': '["X-Remote-Extra-"]',
     });
-    fake.setTokens({
-      'hpa-token': {
-        username: 'system:serviceaccount:kube-system:horizontal-pod-autoscaler',
-        uid: 'uid-hpa',
-        groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system'],
-      },
-    });
+    const hpaUser = {
+      username: 'system:serviceaccount:kube-system:horizontal-pod-autoscaler',
+      uid: 'uid-hpa',
+      groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system'],
+    };
+    // The TokenReview cache is per adapter process, so the caching test has a token no other test sends.
+    fake.setTokens({ 'hpa-token': hpaUser, 'hpa-token-for-cache-test': hpaUser });
     fake.setAuthorizer(policy);
     adapter = await startAdapter(fake, pki, dir);
   });
@@ -245,8 +245,8 @@ describe('delegated authentication and authorization (adapter against the FAKE k
       assert.deepEqual(compact(sarsFor(fake, 'alice').at(-1)?.resourceAttributes), podMetricAttributes('fp_denied_metric'));
     });
 
-    it('passes X-Remote-Uid through to the SubjectAccessReview', async () => {
-      const res = await get(adapter, pki, metricPath('fp_uid_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'carol', 'X-Remote-Uid': 'uid-carol' } });
+    it('passes X-Remote-Uid through to the SubjectAccessReview; empty group values are dropped', async () => {
+      const res = await get(adapter, pki, metricPath('fp_uid_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'carol', 'X-Remote-Uid': 'uid-carol', 'X-Remote-Group': [''] } });
       assert.equal(res.status, 404, res.text);
       const sar = sarsFor(fake, 'carol').at(-1);
       assert.equal(sar?.uid, 'uid-carol');
@@ -297,6 +297,22 @@ describe('delegated authentication and authorization (adapter against the FAKE k
     });
   });
 
+  describe('a certificate that proves nothing is an authentication failure, not anonymous', () => {
+    it('the front-proxy certificate without X-Remote-User -> 401 (it is no client-ca-file certificate either)', async () => {
+      const before = fake.sarRequests().length;
+      const res = await get(adapter, pki, metricPath('no_user_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-Group': 'system:masters' } });
+      assert.equal(res.status, 401, res.text);
+      assert.deepEqual(res.json, UNAUTHORIZED);
+      assert.equal(fake.sarRequests().length, before);
+    });
+
+    it('a failed certificate does not stop a valid bearer token (the authenticators are a union)', async () => {
+      const res = await get(adapter, pki, metricPath('cert_and_token_metric'), { cert: pki.untrusted, headers: { Authorization: 'Bearer hpa-token', 'X-Remote-User': 'admin' } });
+      assert.equal(res.status, 404, res.text);
+      assert.equal(fake.sarRequests().at(-1)?.user, 'system:serviceaccount:kube-system:horizontal-pod-autoscaler');
+    });
+  });
+
   describe('x509 client certificates (client-ca-file)', () => {
     it('user = CN, groups = O plus system:authenticated; X-Remote-* headers are not trusted from such a client', async () => {
       const res = await get(adapter, pki, metricPath('x509_allowed_metric'), { cert: pki.bob, headers: { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' } });
@@ -312,19 +328,31 @@ describe('delegated authentication and authorization (adapter against the FAKE k
     const hpa = 'system:serviceaccount:kube-system:horizontal-pod-autoscaler';
 
     it('a valid token: the TokenReview user is authorized, and the review is cached (two requests, one TokenReview)', async () => {
-      const reviews = () => fake.tokenReviewRequests().filter((r) => r.token === 'hpa-token').length;
+      const token = 'hpa-token-for-cache-test';
+      const reviews = () => fake.tokenReviewRequests().filter((r) => r.token === token).length;
       assert.equal(reviews(), 0);
-      const first = await get(adapter, pki, metricPath('token_allowed_metric'), { headers: { Authorization: 'Bearer hpa-token' } });
+      const first = await get(adapter, pki, metricPath('token_allowed_metric'), { headers: { Authorization: `Bearer ${token}` } });
       assert.equal(first.status, 404, first.text);
+      assert.equal(reviews(), 1);
       const sar = sarsFor(fake, hpa).at(-1);
       assert.equal(sar?.uid, 'uid-hpa');
       assert.deepEqual(sar?.groups, ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated']);
       assert.deepEqual(compact(sar?.resourceAttributes), podMetricAttributes('token_allowed_metric'));
 
-      const second = await get(adapter, pki, metricPath('token_denied_metric'), { headers: { Authorization: 'Bearer hpa-token' } });
+      const second = await get(adapter, pki, metricPath('token_denied_metric'), { headers: { Authorization: `Bearer ${token}` } });
       assert.equal(second.status, 403, second.text);
       assert.equal((second.json as { message: string }).message, forbiddenText(hpa, 'token_denied_metric'));
       assert.equal(reviews(), 1, 'the second request reused the cached TokenReview');
+    });
+
+    it('the scheme is case-insensitive and an empty token is no credential at all, as in kube-apiserver', async () => {
+      const res = await get(adapter, pki, metricPath('token_scheme_metric'), { headers: { Authorization: 'bearer hpa-token' } });
+      assert.equal(res.status, 404, res.text);
+      assert.equal(fake.sarRequests().at(-1)?.user, hpa);
+      const empty = await get(adapter, pki, metricPath('empty_token_denied_metric'), { headers: { Authorization: 'Bearer ' } });
+      assert.equal(empty.status, 403, empty.text);
+      assert.equal(fake.sarRequests().at(-1)?.user, 'system:anonymous');
+      assert.equal(fake.tokenReviewRequests().filter((r) => !r.token).length, 0, 'no TokenReview for an empty token');
     });
 
     it('an unknown token -> 401 (no anonymous fallback), and no SubjectAccessReview', async () => {
@@ -368,6 +396,40 @@ describe('delegated authentication and authorization (adapter against the FAKE k
     });
   });
 
+  describe('verbs as kube-apiserver derives them (RequestInfo)', () => {
+    it('HEAD on a non-resource path is authorized as verb head, not get', async () => {
+      const res = await get(adapter, pki, DISCOVERY, { method: 'HEAD', cert: pki.frontProxy, headers: { 'X-Remote-User': 'ivan' } });
+      assert.equal(res.status, 200);
+      assert.deepEqual(sarsFor(fake, 'ivan').map((s) => s.nonResourceAttributes), [{ path: DISCOVERY, verb: 'head' }]);
+    });
+
+    it('HEAD on a metric is authorized as get, like GET', async () => {
+      const res = await get(adapter, pki, metricPath('head_metric'), { method: 'HEAD', cert: pki.frontProxy, headers: { 'X-Remote-User': 'ivan' } });
+      assert.equal(res.status, 404);
+      assert.deepEqual(compact(sarsFor(fake, 'ivan').at(-1)?.resourceAttributes), podMetricAttributes('head_metric'));
+    });
+
+    it('writes are authorized as create / delete / deletecollection and then refused with 405', async () => {
+      const headers = { 'X-Remote-User': 'judy' };
+      const post = await get(adapter, pki, metricPath('write_metric'), { method: 'POST', cert: pki.frontProxy, headers });
+      const del = await get(adapter, pki, metricPath('write_metric'), { method: 'DELETE', cert: pki.frontProxy, headers });
+      const delAll = await get(adapter, pki, `${DISCOVERY}/namespaces/default/pods`, { method: 'DELETE', cert: pki.frontProxy, headers });
+      assert.deepEqual([post.status, del.status, delAll.status], [405, 405, 405]);
+      assert.deepEqual(sarsFor(fake, 'judy').map((s) => s.resourceAttributes?.verb), ['create', 'delete', 'deletecollection']);
+    });
+
+    it('any watch value but 0 or false makes a collection read a watch', async () => {
+      const queries = ['watch=1', 'watch=true', 'watch=0', 'watch=false', 'watch=FALSE', ''];
+      const verbs: (string | undefined)[] = [];
+      for (const [i, q] of queries.entries()) {
+        // One user per query, so the decision cache cannot hide a SubjectAccessReview.
+        await get(adapter, pki, `${DISCOVERY}/namespaces/default/pods${q ? `?${q}` : ''}`, { cert: pki.frontProxy, headers: { 'X-Remote-User': `kate-${i}` } });
+        verbs.push(sarsFor(fake, `kate-${i}`)[0]?.resourceAttributes?.verb);
+      }
+      assert.deepEqual(verbs, ['watch', 'watch', 'list', 'list', 'list', 'list']);
+    });
+  });
+
   describe('decision cache', () => {
     it('two identical requests -> one SubjectAccessReview', async () => {
       const headers = { 'X-Remote-User': 'frank', 'X-Remote-Group': ['g1', 'g2'] };
@@ -405,6 +467,28 @@ describe('delegated authentication and authorization (adapter against the FAKE k
     });
   });
 
+  describe('no client CAs known (--authentication-skip-lookup without CA files)', () => {
+    let blind: RunningServer;
+    before(async () => {
+      blind = await startAdapter(fake, pki, dir, { authenticationSkipLookup: true });
+    });
+    after(async () => {
+      await blind?.close();
+    });
+
+    it('a presented certificate is ignored and the request is system:anonymous, as the start-up warning says', async () => {
+      const res = await get(blind, pki, metricPath('blind_denied_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' } });
+      assert.equal(res.status, 403, res.text);
+      assert.equal((res.json as { message: string }).message, forbiddenText('system:anonymous', 'blind_denied_metric'));
+      assert.equal(sarsFor(fake, 'admin').length, 0);
+    });
+
+    it('bearer tokens still work', async () => {
+      const res = await get(blind, pki, metricPath('blind_token_metric'), { headers: { Authorization: 'Bearer hpa-token' } });
+      assert.equal(res.status, 404, res.text);
+    });
+  });
+
   describe('--anonymous-auth=false', () => {
     let strict: RunningServer;
     before(async () => {
@@ -416,7 +500,8 @@ describe('delegated authentication and authorization (adapter against the FAKE k
 
     it('a request without credentials -> 401, even with spoofed headers; no review', async () => {
       const before = fake.sarRequests().length;
-      for (const headers of [{}, { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' }]) {
+      const attempts: Record<string, string>[] = [{}, { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' }];
+      for (const headers of attempts) {
         const res = await get(strict, pki, metricPath('anon_metric'), { headers });
         assert.equal(res.status, 401, res.text);
         assert.deepEqual(res.json, UNAUTHORIZED);
