@@ -15,6 +15,8 @@ const run = (cmd, args) => {
 };
 
 run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--noEmit']);
+// The CLI and end-to-end tests run the packaged command, which runs dist/: never test a stale build.
+run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json']);
 const { ensurePrometheus } = await import('../src/demo/prometheus-process.ts');
 await ensurePrometheus((m) => console.log(`[test setup] ${m}`));
 

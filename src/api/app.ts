@@ -11,8 +11,11 @@ export interface AppOptions {
   readonly log: Logger;
   readonly tls: { readonly certPem: string; readonly keyPem: string; readonly clientCaPem?: string };
   readonly custom: CustomMetricsProvider;
-  /** Runs before every API request (not health checks): authentication and authorization. */
-  readonly guard?: (request: import('fastify').FastifyRequest) => Promise<void>;
+  /**
+   * Runs before every API request (not health checks): authentication and authorization. Returns
+   * the user's name, which request logs carry.
+   */
+  readonly guard?: (request: import('fastify').FastifyRequest) => Promise<string>;
   readonly isReady?: () => boolean;
 }
 
@@ -21,6 +24,7 @@ const MAX_URL_BYTES = 16 * 1024;
 
 export function buildApp(options: AppOptions): FastifyInstance {
   const { log } = options;
+  const users = new WeakMap<object, string>();
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // Requests are logged once, by the onResponse hook below, with what a debugging user needs.
@@ -50,12 +54,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
     }
     const path = request.url.split('?')[0]!;
     if (HEALTH_PATHS.has(path)) return;
-    if (options.guard) await options.guard(request);
+    if (options.guard) users.set(request, await options.guard(request));
     return;
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: +reply.elapsedTime.toFixed(2) }, 'request');
+    request.log.debug(
+      { method: request.method, url: request.url, user: users.get(request), status: reply.statusCode, ms: +reply.elapsedTime.toFixed(2) },
+      'request',
+    );
   });
 
   app.setErrorHandler((error, request, reply) => {

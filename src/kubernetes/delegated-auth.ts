@@ -32,7 +32,8 @@ export interface AuthenticationConfig {
 export interface Guard {
   /** Trust anchors for client certificates, for the TLS server's `ca` option. */
   readonly clientCaPem?: string;
-  check(request: FastifyRequest): Promise<void>;
+  /** Authenticates and authorizes; returns the user's name or throws a 401/403/500 AdapterError. */
+  check(request: FastifyRequest): Promise<string>;
   attach(app: { server: unknown }): void;
   stop(): Promise<void>;
 }
@@ -364,6 +365,7 @@ export async function createDelegatedGuard(options: ServeOptions, log: Logger): 
       const user = await auth.authenticate(request);
       request.log.trace({ user: user.name, groups: user.groups }, 'authenticated');
       await auth.authorize(request, user);
+      return user.name;
     },
     attach(app) {
       server = app.server as typeof server;

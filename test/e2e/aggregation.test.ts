@@ -193,6 +193,14 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
     exporter.setLoad('web', 0.5);
     await eventually('web scaled back to 1', () => JSON.parse(kubectlOk(['get', 'deployment', 'web', '-n', NS, '-o', 'json'])).spec.replicas, (r) => r === 1, 180_000, diagnostics);
     const conditions = JSON.parse(kubectlOk(['get', 'hpa', 'web', '-n', NS, '-o', 'json'])).status.conditions;
+    // The HPA read the metric through the aggregator as its own ServiceAccount, which the adapter authorized.
+    const hpaRequests = readFileSync(adapterLog, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.msg === 'request' && /\/pods\/(\*|%2A)\/pod_load/.test(l.url) && l.user === 'system:serviceaccount:kube-system:horizontal-pod-autoscaler');
+    assert.ok(hpaRequests.length > 0, 'the adapter served the HPA controller\'s own ServiceAccount');
+    assert.ok(hpaRequests.every((l) => l.status === 200), JSON.stringify(hpaRequests.slice(0, 3)));
     assert.equal(conditions.find((c: any) => c.type === 'ScalingActive')?.status, 'True', JSON.stringify(conditions));
   });
 
