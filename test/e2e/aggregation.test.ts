@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { httpsGet } from '../harness/https-get.ts';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -40,22 +41,22 @@ async function eventually<T>(what: string, fn: () => T | Promise<T>, ok: (v: T) 
   assert.fail(`${what} did not happen within ${timeoutMs} ms; last: ${JSON.stringify(last) ?? String(lastError)}\n${diagnostics()}`);
 }
 
-interface DirectResponse {
-  status: number;
-  body: string;
+function adapterGet(port: number, p: string, opts: { cert?: string; key?: string; headers?: Record<string, string | string[]> } = {}, ca?: string) {
+  return httpsGet(`https://127.0.0.1:${port}${p}`, {
+    servername: 'localhost',
+    ...(ca ? { ca } : {}),
+    ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),
+    headers: opts.headers ?? {},
+  }).then((r) => ({ status: r.status, body: r.text }));
 }
-function adapterGet(port: number, p: string, opts: { cert?: string; key?: string; headers?: Record<string, string | string[]> } = {}, ca?: string): Promise<DirectResponse> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port, path: p, servername: 'localhost', ca, cert: opts.cert, key: opts.key, headers: opts.headers ?? {}, agent: false },
-      (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
+
+/** An autoscaling/v2 HPA from 1 to 10 replicas of a Deployment, on one metric. */
+function hpa(name: string, metric: Record<string, unknown>): string {
+  return JSON.stringify({
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: { name, namespace: NS },
+    spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name }, minReplicas: 1, maxReplicas: 10, metrics: [metric] },
   });
 }
 
@@ -175,17 +176,7 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
   });
 
   test('an HPA on a Pods metric scales web to what the Prometheus values imply, and back down', async () => {
-    kubectlOk(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'autoscaling/v2',
-      kind: 'HorizontalPodAutoscaler',
-      metadata: { name: 'web', namespace: NS },
-      spec: {
-        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web' },
-        minReplicas: 1,
-        maxReplicas: 10,
-        metrics: [{ type: 'Pods', pods: { metric: { name: 'pod_load' }, target: { type: 'AverageValue', averageValue: '1' } } }],
-      },
-    }));
+    kubectlOk(['apply', '-f', '-'], hpa('web', { type: 'Pods', pods: { metric: { name: 'pod_load' }, target: { type: 'AverageValue', averageValue: '1' } } }));
     // Total load 3.5, target 1 per pod: ceil(3.5 / 1) = 4 replicas.
     await eventually('web scaled to 4', () => JSON.parse(kubectlOk(['get', 'deployment', 'web', '-n', NS, '-o', 'json'])).spec.replicas, (r) => r === 4, 180_000, diagnostics);
     const shown = await eventually('kubectl get hpa to show the current value', () => kubectlOk(['get', 'hpa', 'web', '-n', NS]), (out) => /875m\/1/.test(out), 60_000, diagnostics);
@@ -205,19 +196,9 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
   });
 
   test('an HPA on an Object metric of the Deployment scales api likewise', async () => {
-    kubectlOk(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'autoscaling/v2',
-      kind: 'HorizontalPodAutoscaler',
-      metadata: { name: 'api', namespace: NS },
-      spec: {
-        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'api' },
-        minReplicas: 1,
-        maxReplicas: 10,
-        metrics: [{
-          type: 'Object',
-          object: { describedObject: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'api' }, metric: { name: 'deployment_load' }, target: { type: 'AverageValue', averageValue: '2' } },
-        }],
-      },
+    kubectlOk(['apply', '-f', '-'], hpa('api', {
+      type: 'Object',
+      object: { describedObject: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'api' }, metric: { name: 'deployment_load' }, target: { type: 'AverageValue', averageValue: '2' } },
     }));
     // Load 5 with a target of 2 per replica: ceil(5 / 2) = 3.
     await eventually('api scaled to 3', () => JSON.parse(kubectlOk(['get', 'deployment', 'api', '-n', NS, '-o', 'json'])).spec.replicas, (r) => r === 3, 180_000, diagnostics);

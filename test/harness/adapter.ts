@@ -1,4 +1,4 @@
-import { request as httpsRequest } from 'node:https';
+import { httpsGet } from './https-get.ts';
 import { pino } from 'pino';
 import { parseServeArgs, type ServeOptions } from '../../src/cli/serve-options.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
@@ -20,24 +20,6 @@ export async function startTestAdapter(overrides: Partial<ServeOptions> & Pick<S
     ...overrides,
   };
   const server = await startServer(options, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
-  const get: TestAdapter['get'] = (path, headers = {}) =>
-    new Promise((resolve, reject) => {
-      const req = httpsRequest(`${server.url}${path}`, { rejectUnauthorized: false, headers, agent: false }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers });
-        });
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  const get: TestAdapter['get'] = (path, headers = {}) => httpsGet(`${server.url}${path}`, { rejectUnauthorized: false, headers });
   return { server, url: server.url, get, close: () => server.close() };
 }

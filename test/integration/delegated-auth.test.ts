@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import https from 'node:https';
+import { httpsGet } from '../harness/https-get.ts';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -92,33 +92,11 @@ function get(
   urlPath: string,
   opts: { cert?: CertificateAndKey; headers?: Record<string, string | string[]>; method?: string } = {},
 ): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      `${server.url}${urlPath}`,
-      {
-        method: opts.method ?? 'GET',
-        agent: false,
-        ca: pki.servingCa.certPem,
-        ...(opts.cert ? { cert: opts.cert.certPem, key: opts.cert.keyPem } : {}),
-        headers: opts.headers ?? {},
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, text, json });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end();
+  return httpsGet(`${server.url}${urlPath}`, {
+    method: opts.method ?? 'GET',
+    ca: pki.servingCa.certPem,
+    ...(opts.cert ? { cert: opts.cert.certPem, key: opts.cert.keyPem } : {}),
+    headers: opts.headers ?? {},
   });
 }
 

@@ -129,18 +129,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ], logs['kube-apiserver']),
   );
 
-  const adminKubeconfig = path.join(dir, 'admin.kubeconfig');
-  await writeFile(
-    adminKubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'e2e', cluster: { server: url, 'certificate-authority': pki.caCert } }],
-      users: [{ name: 'admin', user: { 'client-certificate': pki.adminCert, 'client-key': pki.adminKey } }],
-      contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'admin' } }],
-      'current-context': 'e2e',
-    }),
-  );
+  const writeKubeconfig = async (name: string, user: Record<string, string>): Promise<string> => {
+    const file = path.join(dir, `${name}.kubeconfig`);
+    await writeFile(
+      file,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'e2e', cluster: { server: url, 'certificate-authority': pki.caCert } }],
+        users: [{ name, user }],
+        contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: name } }],
+        'current-context': 'e2e',
+      }),
+    );
+    return file;
+  };
+  const adminKubeconfig = await writeKubeconfig('admin', { 'client-certificate': pki.adminCert, 'client-key': pki.adminKey });
   const ca = readFileSync(pki.caCert);
   const cert = readFileSync(pki.adminCert);
   const key = readFileSync(pki.adminKey);
@@ -164,21 +168,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     url,
     adminKubeconfig,
     kubectl,
-    async writeTokenKubeconfig(name, token) {
-      const file = path.join(dir, `${name}.kubeconfig`);
-      await writeFile(
-        file,
-        JSON.stringify({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [{ name: 'e2e', cluster: { server: url, 'certificate-authority': pki.caCert } }],
-          users: [{ name, user: { token } }],
-          contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: name } }],
-          'current-context': 'e2e',
-        }),
-      );
-      return file;
-    },
+    writeTokenKubeconfig: (name, token) => writeKubeconfig(name, { token }),
     async startControllerManager() {
       procs.push(
         launch(kubecp, 'kube-controller-manager', [
