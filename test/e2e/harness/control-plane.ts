@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import path from 'node:path';
@@ -10,6 +10,8 @@ const REPO = new URL('../../../', import.meta.url).pathname;
 
 /** Builds (or reuses) the kubecp multi-call binary: etcd, kube-apiserver, kube-controller-manager, kubectl. */
 export function buildKubecp(): string {
+  // npm test builds it before any test starts and passes the path on.
+  if (process.env.KUBECP && existsSync(process.env.KUBECP)) return process.env.KUBECP;
   const started = Date.now();
   const r = spawnSync('bash', [path.join(REPO, 'scripts/build-kubecp.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 60 * 60_000 });
   if (r.status !== 0) throw new Error(`scripts/build-kubecp.sh failed (exit ${r.status})`);
