@@ -33,3 +33,76 @@ export interface RuleSet {
   readonly file: string;
   readonly rules: readonly MetricRule[];
 }
+
+/**
+ * prometheus-adapter's resource association: which Prometheus labels name which Kubernetes
+ * resources. `overrides` win; `template` (`<<.Group>>`, `<<.Resource>>`) covers the rest.
+ */
+export interface ResourceAssociation {
+  /** Prometheus label → resource as written (`namespace`, `pod`, `deployments.apps`, group + resource). */
+  readonly overrides: Readonly<Record<string, { readonly group?: string; readonly resource: string }>>;
+  /** The raw template text, e.g. `kube_<<.Group>>_<<.Resource>>`; null when not given. */
+  readonly template: string | null;
+  /** externalRules only: false leaves the request's namespace out of the query. */
+  readonly namespaced: boolean;
+}
+
+/**
+ * A prometheus-adapter `rules` or `externalRules` entry, compiled. Which metrics it serves is only
+ * known after series discovery (`/api/v1/series` with `seriesQuery`).
+ */
+export interface SeriesRule {
+  /** `<file> rules[3]` or `<file> externalRules[0]`, for messages. */
+  readonly origin: string;
+  readonly kind: 'custom' | 'external';
+  /** Sent verbatim as `match[]`; rules with the same text share one call per relist. */
+  readonly seriesQuery: string;
+  /** Series-name filters in order, `name.matches` included as the first `is` filter. RE2 semantics, unanchored. */
+  readonly seriesFilters: readonly { readonly is?: RegExp; readonly isNot?: RegExp }[];
+  readonly resources: ResourceAssociation;
+  /** name.matches (default `.*`) and name.as (default `$0` / `$1`), Go regexp.Expand syntax. */
+  readonly name: { readonly matches: RegExp; readonly as: string };
+  /** Fields: Series, LabelMatchers, LabelValuesByName, GroupBy, GroupBySlice. */
+  readonly metricsQuery: CompiledTemplate;
+}
+
+/** One of `resourceRules.cpu` / `resourceRules.memory`. */
+export interface ResourceMetricRule {
+  readonly containerQuery: CompiledTemplate;
+  readonly nodeQuery: CompiledTemplate;
+  readonly resources: ResourceAssociation;
+  /** Label that names the container in containerQuery results. */
+  readonly containerLabel: string;
+}
+
+/** `resourceRules`: serves metrics.k8s.io (kubectl top, HPA Resource metrics). */
+export interface ResourceRules {
+  readonly origin: string;
+  readonly cpu: ResourceMetricRule;
+  readonly memory: ResourceMetricRule;
+  /** Echoed as PodMetrics/NodeMetrics `window`. */
+  readonly window: { readonly text: string; readonly seconds: number };
+}
+
+/**
+ * An external metric found by discovery: external.metrics.k8s.io serves it by name, in any
+ * namespace the request names.
+ */
+export interface ExternalMetricRule {
+  readonly metric: string;
+  readonly origin: string;
+  readonly series: string;
+  readonly query: CompiledTemplate;
+  /** Label the request's namespace is matched on; null when the rule is not namespaced. */
+  readonly namespaceLabel: string | null;
+}
+
+/** Everything a rule file defines, whatever its format. */
+export interface RuleFile {
+  readonly file: string;
+  /** Metrics known from the file alone (native format). */
+  readonly metrics: readonly MetricRule[];
+  /** Discovery-based rules (prometheus-adapter format): metrics appear after a relist. */
+  readonly seriesRules: readonly SeriesRule[];
+  readonly resourceRules: ResourceRules | null;
+}

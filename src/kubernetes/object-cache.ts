@@ -2,7 +2,7 @@ import { KubeConfig, ListWatch, Watch, type KubernetesListObject, type Kubernete
 import { matchesLabels, type Selector } from '../rules/selector.ts';
 import type { ResourceInfo } from '../rules/well-known-resources.ts';
 import { kubeGet } from './api-request.ts';
-import type { ObjectSource } from './object-source.ts';
+import type { ObjectMeta, ObjectSource } from './object-source.ts';
 import { ServiceUnavailableError } from '../errors.ts';
 
 const LIST_METADATA = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
@@ -98,13 +98,14 @@ class ResourceCache {
     }
   }
 
-  names(namespace: string | null, selector: Selector): string[] {
-    const out: string[] = [];
-    const spaces = namespace === null ? [...this.#byNamespace.values()] : [this.#byNamespace.get(namespace) ?? new Map<string, Labels>()];
-    for (const names of spaces) {
-      for (const [name, labels] of names) if (matchesLabels(selector, labels)) out.push(name);
+  objects(namespace: string | null, selector: Selector): ObjectMeta[] {
+    const out: ObjectMeta[] = [];
+    const spaces: [string, Map<string, Labels>][] =
+      namespace === null ? [...this.#byNamespace.entries()] : [[namespace, this.#byNamespace.get(namespace) ?? new Map<string, Labels>()]];
+    for (const [ns, names] of spaces) {
+      for (const [name, labels] of names) if (matchesLabels(selector, labels)) out.push({ namespace: ns, name, labels: Object.fromEntries(labels) });
     }
-    return out.sort();
+    return out.sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
   }
 
   async stop(): Promise<void> {
@@ -132,10 +133,14 @@ export class InformerObjectSource implements ObjectSource {
     for (const r of resources) this.#cacheFor(r);
   }
 
-  async listNames(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]> {
+  async list(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<ObjectMeta[]> {
     const cache = this.#cacheFor(resource);
     await cache.waitForSync(this.#options.syncTimeoutMs ?? 10_000, resource.resource);
-    return cache.names(resource.namespaced ? namespace : null, selector);
+    return cache.objects(resource.namespaced ? namespace : null, selector);
+  }
+
+  async listNames(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]> {
+    return (await this.list(resource, namespace, selector)).map((o) => o.name).sort();
   }
 
   #cacheFor(resource: ResourceInfo): ResourceCache {

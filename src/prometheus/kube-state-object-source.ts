@@ -1,4 +1,4 @@
-import type { ObjectSource } from '../kubernetes/object-source.ts';
+import type { ObjectMeta, ObjectSource } from '../kubernetes/object-source.ts';
 import { matchesLabels, type Selector } from '../rules/selector.ts';
 import { promqlString } from '../rules/escape.ts';
 import type { ResourceInfo } from '../rules/well-known-resources.ts';
@@ -17,19 +17,24 @@ export class KubeStateObjectSource implements ObjectSource {
     this.#engine = engine;
   }
 
-  async listNames(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]> {
+  async list(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<ObjectMeta[]> {
     const kind = resource.singular;
     const matchers = resource.namespaced && namespace !== null ? `{namespace=${promqlString(namespace)}}` : '';
     const result = await this.#engine.query(`kube_${kind}_labels${matchers}`);
-    const names = new Set<string>();
+    const byKey = new Map<string, ObjectMeta>();
     for (const sample of result.samples) {
       const name = sample.labels[kind];
       if (!name) continue;
+      const ns = resource.namespaced ? (sample.labels.namespace ?? '') : '';
       const labels: Record<string, string> = {};
       for (const [k, v] of Object.entries(sample.labels)) if (k.startsWith('label_')) labels[k.slice(6)] = v;
-      if (matchesLabels(selector, labels)) names.add(name);
+      if (matchesLabels(selector, labels)) byKey.set(`${ns}/${name}`, { namespace: ns, name, labels });
     }
-    return [...names].sort();
+    return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, o]) => o);
+  }
+
+  async listNames(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]> {
+    return (await this.list(resource, namespace, selector)).map((o) => o.name).sort();
   }
 
   async stop(): Promise<void> {}
