@@ -9,7 +9,7 @@ import { AdapterError } from '../errors.ts';
 
 export interface AppOptions {
   readonly log: Logger;
-  readonly tls: { readonly certPem: string; readonly keyPem: string; readonly clientCaPem?: string };
+  readonly tls: { readonly certPem: string; readonly keyPem: string; readonly clientCaPem?: string; readonly minVersion?: 'TLSv1.2' | 'TLSv1.3' };
   readonly custom: CustomMetricsProvider;
   /**
    * Runs before every API request (not health checks): authentication and authorization. Returns
@@ -32,7 +32,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     https: {
       key: options.tls.keyPem,
       cert: options.tls.certPem,
-      minVersion: 'TLSv1.2',
+      minVersion: options.tls.minVersion ?? 'TLSv1.2',
       // Asking for (not requiring) a client certificate is how the aggregator's front-proxy
       // identity arrives; the guard decides what a presented certificate proves.
       requestCert: true,

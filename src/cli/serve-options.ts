@@ -31,6 +31,19 @@ export interface ServeOptions {
   requestheaderAllowedNames?: string[];
   clientCaFile?: string;
   authenticationSkipLookup: boolean;
+  authenticationTolerateLookupFailure: boolean;
+  requestheaderUsernameHeaders: string[];
+  requestheaderGroupHeaders: string[];
+  requestheaderExtraHeadersPrefix: string[];
+  requestheaderUidHeaders: string[];
+  tokenCacheTtlMs: number;
+  authorizedCacheTtlMs: number;
+  unauthorizedCacheTtlMs: number;
+  tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** Series discovery lookback; defaults to relistIntervalMs. */
+  metricsMaxAgeMs: number;
+  prometheusAuthInCluster: boolean;
+  prometheusAuthConfig?: string;
   anonymousAuth: boolean;
   authorizationAlwaysAllowPaths: string[];
   verbosity: number;
@@ -63,9 +76,47 @@ const boolean = (value: string): boolean => {
   throw new Error(`expected true or false, got "${value}"`);
 };
 
+/**
+ * Flags that prometheus-adapter (through custom-metrics-apiserver and the Kubernetes generic API
+ * server) accepts and manifests commonly pass, but that mean nothing here. They are accepted so
+ * those manifests work unchanged, and --help says why each has no effect.
+ */
+const COMPATIBILITY_FLAGS: readonly (readonly [string, boolean, string])[] = [
+  ['--discovery-interval', true, 'API discovery is refreshed every --metrics-relist-interval'],
+  ['--client-qps', true, 'label selectors are answered from watch caches, not per-request LISTs'],
+  ['--client-burst', true, 'label selectors are answered from watch caches, not per-request LISTs'],
+  ['--disable-http2', false, 'this version serves HTTP/1.1 only'],
+  ['--http2-max-streams-per-connection', true, 'this version serves HTTP/1.1 only'],
+  ['--tls-cipher-suites', true, "Node's TLS 1.2+ cipher list is used"],
+  ['--tls-sni-cert-key', true, 'one serving certificate is used for every name'],
+  ['--permit-port-sharing', false, 'not supported'],
+  ['--permit-address-sharing', false, 'not supported'],
+  ['--profiling', false, 'no profiling endpoints are served'],
+  ['--contention-profiling', false, 'no profiling endpoints are served'],
+  ['--enable-priority-and-fairness', false, 'requests are not queued by priority'],
+  ['--audit-log-path', true, 'no audit log is written'],
+  ['--audit-log-maxage', true, 'no audit log is written'],
+  ['--audit-log-maxbackup', true, 'no audit log is written'],
+  ['--audit-log-maxsize', true, 'no audit log is written'],
+  ['--audit-log-format', true, 'no audit log is written'],
+  ['--audit-policy-file', true, 'no audit log is written'],
+  ['--audit-webhook-config-file', true, 'no audit events are sent'],
+  ['--audit-webhook-mode', true, 'no audit events are sent'],
+  ['--logtostderr', false, 'logs always go to stderr'],
+  ['--alsologtostderr', false, 'logs always go to stderr'],
+  ['--log-dir', true, 'logs always go to stderr'],
+  ['--log-file', true, 'logs always go to stderr'],
+  ['--log-flush-frequency', true, 'logs are written as they happen'],
+  ['--stderrthreshold', true, 'logs always go to stderr'],
+  ['--one-output', false, 'logs always go to stderr'],
+  ['--skip-headers', false, 'logs are JSON lines'],
+  ['--logging-format', true, 'logs are JSON lines'],
+  ['--vmodule', true, 'verbosity is set for the whole program with --v'],
+];
+
 /** Adds the serving flags; names follow prometheus-adapter and the Kubernetes generic API server. */
 export function addServeFlags(cmd: Command): Command {
-  return cmd
+  cmd
     .addOption(new Option('--config <file>', 'rule file (native format)').default(DEFAULT_CONFIG, 'the packaged config/rules.yaml'))
     .addOption(new Option('--prometheus-url <url>', 'Prometheus base URL; may include a path prefix').default('https://localhost'))
     .addOption(new Option('--prometheus-timeout <duration>', 'timeout of each Prometheus request').default(30_000, '30s').argParser(duration('--prometheus-timeout')))
@@ -88,16 +139,33 @@ export function addServeFlags(cmd: Command): Command {
     .addOption(new Option('--tls-cert-file <file>', 'serving certificate (PEM); with --tls-private-key-file'))
     .addOption(new Option('--tls-private-key-file <file>', 'key of --tls-cert-file'))
     .addOption(new Option('--cert-dir <dir>', 'where a self-signed serving certificate is kept (apiserver.crt/.key) when no --tls-cert-file is given; default: generated in memory'))
-    .addOption(new Option('--insecure-disable-auth', 'serve without authentication or authorization; refused unless --bind-address is a loopback address').default(false))
+    .addOption(new Option('--insecure-disable-auth [bool]', 'serve without authentication or authorization; refused unless --bind-address is a loopback address').default(false).argParser(boolean))
     .addOption(new Option('--authentication-kubeconfig <file>', 'kubeconfig for TokenReview and the extension-apiserver-authentication ConfigMap; default: --kubeconfig'))
     .addOption(new Option('--authorization-kubeconfig <file>', 'kubeconfig for SubjectAccessReview; default: --kubeconfig'))
     .addOption(new Option('--requestheader-client-ca-file <file>', 'CA of front-proxy client certificates; default: from kube-system/extension-apiserver-authentication'))
     .addOption(new Option('--requestheader-allowed-names <names>', 'front-proxy certificate common names allowed (comma-separated); empty: any name signed by the CA').default([], 'from the ConfigMap').argParser(list))
     .addOption(new Option('--client-ca-file <file>', 'CA of x509 client certificates; default: from the ConfigMap'))
-    .addOption(new Option('--authentication-skip-lookup', 'do not read kube-system/extension-apiserver-authentication; use only the flags above').default(false))
+    .addOption(new Option('--authentication-skip-lookup [bool]', 'do not read kube-system/extension-apiserver-authentication; use only the flags above').default(false).argParser(boolean))
+    .addOption(new Option('--authentication-tolerate-lookup-failure [bool]', 'start even when the authentication ConfigMap cannot be read (front-proxy requests are then anonymous unless the flags give the CA)').default(false).argParser(boolean))
+    .addOption(new Option('--requestheader-username-headers <headers>', 'headers holding the user name from the front proxy (comma-separated)').default([], 'from the ConfigMap, else X-Remote-User').argParser(list))
+    .addOption(new Option('--requestheader-group-headers <headers>', 'headers holding the groups from the front proxy').default([], 'from the ConfigMap, else X-Remote-Group').argParser(list))
+    .addOption(new Option('--requestheader-extra-headers-prefix <prefixes>', 'header prefixes of user extras from the front proxy').default([], 'from the ConfigMap, else X-Remote-Extra-').argParser(list))
+    .addOption(new Option('--requestheader-uid-headers <headers>', 'headers holding the user UID from the front proxy').default([], 'from the ConfigMap, else X-Remote-Uid').argParser(list))
+    .addOption(new Option('--authentication-token-webhook-cache-ttl <duration>', 'how long TokenReview results are reused').default(10_000, '10s').argParser(duration('--authentication-token-webhook-cache-ttl')))
+    .addOption(new Option('--authorization-webhook-cache-authorized-ttl <duration>', 'how long an allowing SubjectAccessReview is reused').default(10_000, '10s').argParser(duration('--authorization-webhook-cache-authorized-ttl')))
+    .addOption(new Option('--authorization-webhook-cache-unauthorized-ttl <duration>', 'how long a denying SubjectAccessReview is reused').default(10_000, '10s').argParser(duration('--authorization-webhook-cache-unauthorized-ttl')))
     .addOption(new Option('--anonymous-auth <bool>', 'treat requests without credentials as system:anonymous (authorization still applies)').default(true).argParser(boolean))
     .addOption(new Option('--authorization-always-allow-paths <paths>', 'paths served without authorization (comma-separated)').default(['/healthz', '/readyz', '/livez'], '/healthz,/readyz,/livez').argParser(list))
-    .addOption(new Option('--v <level>', 'log verbosity: 0-3 info, 4-5 debug (each request with rule, PromQL, duration and item count), 6+ trace').default(0).argParser(integer('--v', 0, 10)));
+    .addOption(new Option('--tls-min-version <version>', 'oldest TLS version served').choices(['VersionTLS12', 'VersionTLS13']).default('VersionTLS12'))
+    .addOption(new Option('--metrics-max-age <duration>', 'how far back series discovery looks (/api/v1/series start); must be at least --metrics-relist-interval').default(0, 'the relist interval').argParser(duration('--metrics-max-age')))
+    .addOption(new Option('--prometheus-auth-incluster [bool]', "authenticate to Prometheus with the pod's service account token and CA").default(false).argParser(boolean))
+    .addOption(new Option('--prometheus-auth-config <kubeconfig>', "authenticate to Prometheus with this kubeconfig's current user (token, token file or client certificate) and cluster CA"))
+    .addOption(new Option('--v <level>', 'log verbosity: 0-3 info, 4-5 debug (each request with rule, PromQL, duration and item count), 6+ trace').default(0).argParser(integer('--v', 0, 10)))
+    .addOption(new Option('-v <level>', 'alias of --v').hideHelp().argParser(integer('-v', 0, 10)));
+  for (const [flag, takesValue, why] of COMPATIBILITY_FLAGS) {
+    cmd.addOption(new Option(takesValue ? `${flag} <value>` : `${flag} [bool]`, `accepted for compatibility with prometheus-adapter manifests; no effect: ${why}`));
+  }
+  return cmd;
 }
 
 export function toServeOptions(o: Record<string, unknown>): ServeOptions {
@@ -116,10 +184,21 @@ export function toServeOptions(o: Record<string, unknown>): ServeOptions {
     securePort: o.securePort as number,
     insecureDisableAuth: o.insecureDisableAuth === true,
     authenticationSkipLookup: o.authenticationSkipLookup === true,
+    authenticationTolerateLookupFailure: o.authenticationTolerateLookupFailure === true,
+    requestheaderUsernameHeaders: o.requestheaderUsernameHeaders as string[],
+    requestheaderGroupHeaders: o.requestheaderGroupHeaders as string[],
+    requestheaderExtraHeadersPrefix: o.requestheaderExtraHeadersPrefix as string[],
+    requestheaderUidHeaders: o.requestheaderUidHeaders as string[],
+    tokenCacheTtlMs: o.authenticationTokenWebhookCacheTtl as number,
+    authorizedCacheTtlMs: o.authorizationWebhookCacheAuthorizedTtl as number,
+    unauthorizedCacheTtlMs: o.authorizationWebhookCacheUnauthorizedTtl as number,
+    tlsMinVersion: o.tlsMinVersion === 'VersionTLS13' ? 'TLSv1.3' : 'TLSv1.2',
+    metricsMaxAgeMs: (o.metricsMaxAge as number) || (o.metricsRelistInterval as number),
+    prometheusAuthInCluster: o.prometheusAuthIncluster === true,
     anonymousAuth: o.anonymousAuth as boolean,
     authorizationAlwaysAllowPaths: o.authorizationAlwaysAllowPaths as string[],
     requestheaderAllowedNames: (o.requestheaderAllowedNames as string[]).length ? (o.requestheaderAllowedNames as string[]) : undefined,
-    verbosity: o.v as number,
+    verbosity: (o.v as number | undefined) ?? 0,
   } as ServeOptions;
   const optional: [keyof ServeOptions, string | undefined][] = [
     ['prometheusTokenFile', s('prometheusTokenFile')],
@@ -131,6 +210,7 @@ export function toServeOptions(o: Record<string, unknown>): ServeOptions {
     ['tlsCertFile', s('tlsCertFile')],
     ['tlsPrivateKeyFile', s('tlsPrivateKeyFile')],
     ['certDir', s('certDir')],
+    ['prometheusAuthConfig', s('prometheusAuthConfig')],
     ['authenticationKubeconfig', s('authenticationKubeconfig')],
     ['authorizationKubeconfig', s('authorizationKubeconfig')],
     ['requestheaderClientCaFile', s('requestheaderClientCaFile')],

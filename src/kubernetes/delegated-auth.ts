@@ -39,7 +39,6 @@ export interface Guard {
 }
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-const CACHE_TTL_MS = 10_000;
 
 class UnauthorizedError extends AdapterError {
   constructor() {
@@ -93,17 +92,20 @@ export class DelegatedAuth {
   #clientCas: X509Certificate[];
   readonly #authn: AuthenticationV1Api | null;
   readonly #authz: AuthorizationV1Api;
-  readonly #options: Pick<ServeOptions, 'anonymousAuth' | 'authorizationAlwaysAllowPaths'>;
+  readonly #options: DelegatedAuthOptions;
   readonly #log: Logger;
-  readonly #tokenCache = new LRUCache<string, UserInfo | false>({ max: 10_000, ttl: CACHE_TTL_MS });
-  readonly #decisionCache = new LRUCache<string, { allowed: boolean; reason: string }>({ max: 50_000, ttl: CACHE_TTL_MS });
+  readonly #tokenCache: LRUCache<string, UserInfo | false>;
+  readonly #decisionCache: LRUCache<string, { allowed: boolean; reason: string }>;
 
   constructor(
     config: AuthenticationConfig,
     clients: { authn: AuthenticationV1Api | null; authz: AuthorizationV1Api },
-    options: Pick<ServeOptions, 'anonymousAuth' | 'authorizationAlwaysAllowPaths'>,
+    options: DelegatedAuthOptions,
     log: Logger,
   ) {
+    // Kubernetes' delegated defaults: 10 s for tokens, allowed and denied decisions alike.
+    this.#tokenCache = new LRUCache({ max: 10_000, ttl: options.tokenCacheTtlMs ?? 10_000 });
+    this.#decisionCache = new LRUCache({ max: 50_000, ttl: Math.max(options.authorizedCacheTtlMs ?? 10_000, options.unauthorizedCacheTtlMs ?? 10_000) });
     this.#config = config;
     this.#requestheaderCas = parsePemBundle(config.requestheaderCaPem);
     this.#clientCas = parsePemBundle(config.clientCaPem);
@@ -208,7 +210,8 @@ export class DelegatedAuth {
         throw new AdapterError(500, 'InternalError', `Internal error occurred: authorization check failed: ${(err as Error).message.split('\n')[0]}`);
       }
       decision = { allowed: review.status?.allowed === true && review.status?.denied !== true, reason: review.status?.reason ?? '' };
-      this.#decisionCache.set(key, decision);
+      const ttl = decision.allowed ? (this.#options.authorizedCacheTtlMs ?? 10_000) : (this.#options.unauthorizedCacheTtlMs ?? 10_000);
+      if (ttl > 0) this.#decisionCache.set(key, decision, { ttl });
     }
     if (!decision.allowed) throw new AdapterError(403, 'Forbidden', forbiddenMessage(user.name, attributes, decision.reason));
   }
@@ -270,7 +273,7 @@ export class DelegatedAuth {
     const user: UserInfo | false = u?.username
       ? { name: u.username, ...(u.uid ? { uid: u.uid } : {}), groups: u.groups ?? [], extra: (u.extra ?? {}) as Record<string, string[]> }
       : false;
-    this.#tokenCache.set(key, user);
+    if ((this.#options.tokenCacheTtlMs ?? 10_000) > 0) this.#tokenCache.set(key, user);
     return user || null;
   }
 }
@@ -305,6 +308,15 @@ function readOptionalFile(file: string | undefined, what: string): string | unde
   }
 }
 
+/** Flags win over the ConfigMap, which wins over Kubernetes' defaults. */
+function pick(flag: readonly string[] | undefined, fromConfigMap: readonly string[], fallback: string): string[] {
+  if (flag && flag.length) return [...flag];
+  return fromConfigMap.length ? [...fromConfigMap] : [fallback];
+}
+
+export type DelegatedAuthOptions = Pick<ServeOptions, 'anonymousAuth' | 'authorizationAlwaysAllowPaths'> &
+  Partial<Pick<ServeOptions, 'tokenCacheTtlMs' | 'authorizedCacheTtlMs' | 'unauthorizedCacheTtlMs'>>;
+
 /** Builds the guard from flags and, unless skipped, the cluster's authentication ConfigMap. */
 export async function createDelegatedGuard(options: ServeOptions, log: Logger): Promise<Guard> {
   const authnKc = loadKubeConfig({ ...options, ...(options.authenticationKubeconfig ? { kubeconfig: options.authenticationKubeconfig } : {}) });
@@ -317,10 +329,10 @@ export async function createDelegatedGuard(options: ServeOptions, log: Logger): 
       ...(requestheaderCaPem ? { requestheaderCaPem } : {}),
       ...(clientCaPem ? { clientCaPem } : {}),
       requestheaderAllowedNames: options.requestheaderAllowedNames ?? base.requestheaderAllowedNames,
-      usernameHeaders: base.usernameHeaders.length ? base.usernameHeaders : ['X-Remote-User'],
-      uidHeaders: base.uidHeaders.length ? base.uidHeaders : ['X-Remote-Uid'],
-      groupHeaders: base.groupHeaders.length ? base.groupHeaders : ['X-Remote-Group'],
-      extraHeaderPrefixes: base.extraHeaderPrefixes.length ? base.extraHeaderPrefixes : ['X-Remote-Extra-'],
+      usernameHeaders: pick(options.requestheaderUsernameHeaders, base.usernameHeaders, 'X-Remote-User'),
+      uidHeaders: pick(options.requestheaderUidHeaders, base.uidHeaders, 'X-Remote-Uid'),
+      groupHeaders: pick(options.requestheaderGroupHeaders, base.groupHeaders, 'X-Remote-Group'),
+      extraHeaderPrefixes: pick(options.requestheaderExtraHeadersPrefix, base.extraHeaderPrefixes, 'X-Remote-Extra-'),
     };
   };
   const empty: AuthenticationConfig = { requestheaderAllowedNames: [], usernameHeaders: [], uidHeaders: [], groupHeaders: [], extraHeaderPrefixes: [] };
@@ -330,10 +342,18 @@ export async function createDelegatedGuard(options: ServeOptions, log: Logger): 
   try {
     initial = await lookup();
   } catch (err) {
-    throw new Error(
-      `cannot read kube-system/extension-apiserver-authentication (${(err as Error).message.split('\n')[0]}); ` +
-        'grant the Role extension-apiserver-authentication-reader to the adapter, or pass --authentication-skip-lookup with --requestheader-client-ca-file',
-    );
+    if (options.authenticationTolerateLookupFailure) {
+      log.warn(
+        { err: (err as Error).message.split('\n')[0] },
+        'cannot read kube-system/extension-apiserver-authentication; continuing with the flags only (--authentication-tolerate-lookup-failure): this may treat all requests as anonymous',
+      );
+      initial = fromFlags(empty);
+    } else {
+      throw new Error(
+        `cannot read kube-system/extension-apiserver-authentication (${(err as Error).message.split('\n')[0]}); ` +
+          'grant the Role extension-apiserver-authentication-reader to the adapter, or pass --authentication-skip-lookup with --requestheader-client-ca-file',
+      );
+    }
   }
   if (!initial.requestheaderCaPem) {
     log.warn('no front-proxy CA is known: requests proxied by kube-apiserver will be treated as anonymous');
@@ -370,7 +390,7 @@ export async function createDelegatedGuard(options: ServeOptions, log: Logger): 
     attach(app) {
       server = app.server as typeof server;
       const s = app.server as { key?: unknown; cert?: unknown };
-      tlsOptions = { key: s.key, cert: s.cert, minVersion: 'TLSv1.2' };
+      tlsOptions = { key: s.key, cert: s.cert, minVersion: options.tlsMinVersion ?? 'TLSv1.2' };
     },
     async stop() {
       if (timer) clearInterval(timer);

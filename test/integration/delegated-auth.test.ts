@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { createCertificateAuthority, type CertificateAndKey, type CertificateAuthority } from '../../src/api/certificates.ts';
-import { DEFAULT_CONFIG, type ServeOptions } from '../../src/cli/serve-options.ts';
+import { parseServeArgs, type ServeOptions } from '../../src/cli/serve-options.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import {
   startFakeKubeApiServer,
@@ -106,25 +106,16 @@ async function startAdapter(fake: FakeKubeApiServer, pki: Pki, dir: string, over
   await writeFile(certFile, pki.serving.certPem);
   await writeFile(keyFile, pki.serving.keyPem, { mode: 0o600 });
   const options: ServeOptions = {
-    config: DEFAULT_CONFIG,
-    prometheusUrl: 'http://127.0.0.1:9', // never queried: no test reads a defined metric
-    prometheusTimeoutMs: 2_000,
-    prometheusVerb: 'GET',
-    prometheusHeaders: {},
-    queryCacheTtlMs: 0,
-    queryCacheSize: 10,
-    relistIntervalMs: 600_000,
-    objectSource: 'kubernetes',
-    kubeconfig: fake.kubeconfigPath,
-    bindAddress: '127.0.0.1',
-    securePort: 0,
-    tlsCertFile: certFile,
-    tlsPrivateKeyFile: keyFile,
-    insecureDisableAuth: false,
-    authenticationSkipLookup: false,
-    anonymousAuth: true,
-    authorizationAlwaysAllowPaths: ['/healthz', '/readyz', '/livez'],
-    verbosity: 0,
+    ...parseServeArgs([
+      '--prometheus-url=http://127.0.0.1:9', // never queried: no test reads a defined metric
+      '--prometheus-timeout=2s',
+      '--query-cache-ttl=0',
+      `--kubeconfig=${fake.kubeconfigPath}`,
+      '--bind-address=127.0.0.1',
+      '--secure-port=0',
+      `--tls-cert-file=${certFile}`,
+      `--tls-private-key-file=${keyFile}`,
+    ]),
     ...overrides,
   };
   return startServer(options, pino({ level: 'silent' }));
