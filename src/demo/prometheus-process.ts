@@ -21,7 +21,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, rmSync, statSync } from 'node:fs';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -71,6 +71,8 @@ export interface PrometheusProcess {
   queryRequestCount(): Promise<number>;
   /** The last lines Prometheus logged, for failure messages. */
   logTail(): string;
+  /** Every PromQL expression Prometheus evaluated, in order, from its own query log. */
+  queryLog(): Promise<string[]>;
 }
 
 export interface VectorSample {
@@ -530,8 +532,10 @@ async function launch(
 }
 
 /** Loopback targets only: tests and benchmarks never make Prometheus reach another address. */
-function prometheusConfig(scrape: StartPrometheusOptions['scrape']): string {
-  if (!scrape || scrape.targets.length === 0) return 'global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\nscrape_configs: []\n';
+function prometheusConfig(scrape: StartPrometheusOptions['scrape'], queryLogFile: string): string {
+  // Prometheus's own query log: tests read the exact PromQL it received, not what the adapter says it sent.
+  const queryLog = `  query_log_file: ${JSON.stringify(queryLogFile)}`;
+  if (!scrape || scrape.targets.length === 0) return `global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\n${queryLog}\nscrape_configs: []\n`;
   for (const t of scrape.targets) {
     if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(t)) throw new Error(`scrape target ${t} is not a loopback address`);
   }
@@ -540,6 +544,7 @@ function prometheusConfig(scrape: StartPrometheusOptions['scrape']): string {
     `  scrape_interval: ${scrape.intervalSeconds}s`,
     `  scrape_timeout: ${scrape.intervalSeconds}s`,
     '  evaluation_interval: 1h',
+    queryLog,
     'scrape_configs:',
     '  - job_name: workload',
     '    honor_labels: true',
@@ -576,7 +581,7 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
     log(`backfilled ${opts.series.length} series, ${samples} samples in ${Date.now() - started} ms`);
 
     const configFile = path.join(root, 'prometheus.yml');
-    await writeFile(configFile, prometheusConfig(opts.scrape));
+    await writeFile(configFile, prometheusConfig(opts.scrape, path.join(root, 'query.log')));
 
     for (let attempt = 1; ; attempt++) {
       const port = await freeLoopbackPort();
@@ -635,6 +640,13 @@ function makeHandle(launched: Launched, url: string, port: number, dataDir: stri
     stop: () => (stopping ??= stop()),
     queryRequestCount: () => readQueryRequestCount(url),
     logTail: () => ring.tail(),
+    async queryLog() {
+      const text = await readFile(path.join(root, 'query.log'), 'utf8').catch(() => '');
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as { params?: { query?: string } }).params?.query ?? '');
+    },
   };
 }
 
