@@ -41,8 +41,8 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
       `--insecure-disable-auth is only allowed with a loopback --bind-address (127.0.0.1 or ::1), not ${options.bindAddress}: anyone who can reach the port could read every metric`,
     );
   }
-  const ruleSet = await loadRuleFile(options.config);
-  log.info({ file: options.config, rules: ruleSet.rules.length }, 'rule file loaded');
+  const ruleFile = await loadRuleFile(options.config);
+  log.info({ file: options.config, rules: ruleFile.metrics.length }, 'rule file loaded');
 
   const prometheus = new PrometheusHttpClient({
     url: options.prometheusUrl,
@@ -57,7 +57,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
   const engine = new QueryEngine(prometheus, { cacheTtlMs: options.queryCacheTtlMs, cacheMaxEntries: options.queryCacheSize });
 
   let mapper = ResourceMapper.wellKnown();
-  let registry = new MetricRegistry(ruleSet.rules, mapper);
+  let registry = new MetricRegistry(ruleFile.metrics, mapper);
   let objects: ObjectSource;
   const timers: NodeJS.Timeout[] = [];
   const kc = options.objectSource === 'kubernetes' ? loadKubeConfig(options) : null;
@@ -66,7 +66,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
       const discovered = await discoverResources(kc, (m) => log.warn(m));
       const known = new Set(discovered.map((r) => `${r.group}/${r.resource}`));
       mapper = new ResourceMapper([...discovered, ...WELL_KNOWN_RESOURCES.filter((r) => !known.has(`${r.group}/${r.resource}`))]);
-      registry = new MetricRegistry(ruleSet.rules, mapper);
+      registry = new MetricRegistry(ruleFile.metrics, mapper);
     };
     try {
       await refresh();

@@ -65,6 +65,17 @@ export function parseCustomMetricPath(segments: readonly string[]): CustomMetric
   throw new NotFoundError('the server could not find the requested resource');
 }
 
+/**
+ * `namespaces/{ns}/{metric}` below `/apis/external.metrics.k8s.io/v1beta1/`, the only shape custom-metrics-apiserver
+ * serves there; anything else is a 404 like an unknown route.
+ */
+export function parseExternalMetricPath(segments: readonly string[]): { namespace: string; metric: string } {
+  if (segments.length !== 3 || segments[0] !== 'namespaces') {
+    throw new NotFoundError('the server could not find the requested resource');
+  }
+  return { namespace: check(segments[1]!, DNS_LABEL, 'namespace', 63), metric: check(segments[2]!, METRIC, 'metric name', 253) };
+}
+
 /** The first value of a query parameter; clients may repeat it and Kubernetes reads the first. */
 export function queryParam(query: unknown, name: string): string | undefined {
   const v = (query as Record<string, unknown> | undefined)?.[name];

@@ -18,7 +18,7 @@ const problems = (text: string): string[] => {
 
 test('the shipped config/rules.yaml loads and serves the seed metrics', async () => {
   const set = await loadRuleFile(new URL('../../config/rules.yaml', import.meta.url).pathname);
-  const names = set.rules.map((r) => `${r.resource}/${r.metric}`);
+  const names = set.metrics.map((r) => `${r.resource}/${r.metric}`);
   for (const want of [
     'pods/pod_cpu_used_1m',
     'pods/pod_cpu_used_5m',
@@ -33,7 +33,7 @@ test('the shipped config/rules.yaml loads and serves the seed metrics', async ()
 });
 
 test('windows produce one metric each, with the window in the name and the template', () => {
-  const { rules } = parseRuleFile(
+  const { metrics: rules } = parseRuleFile(
     'r.yaml',
     'metrics:\n- name: cpu\n  resource: pods\n  windows: [1m, 5m]\n  query: rate(x{<<.LabelMatchers>>}[<<.Window>>])\n- name: rps_{window}_avg\n  resource: deployments.apps\n  windows: [30s]\n  query: y\n',
   );
@@ -95,11 +95,23 @@ test('template mistakes, unknown resources without objectLabel and duplicates ar
   assert.match(found[2]!, /^line 11: metrics\[3\] \(c\): name: metric "c" for pods is already defined by metrics\[2\]/);
 });
 
-test('YAML syntax errors, empty files and prometheus-adapter files get a clear message', () => {
+test('YAML syntax errors, empty files and mixed formats get a clear message', () => {
   assert.match(problems('metrics:\n  - name: [unclosed\n')[0]!, /^line \d+, column \d+: /);
-  assert.deepEqual(problems(''), ['the file is empty: expected a `metrics:` list']);
-  assert.match(problems('rules:\n- seriesQuery: up\n')[0]!, /prometheus-adapter rule file/);
+  assert.deepEqual(problems(''), [
+    "the file is empty: expected a `metrics:` list, or prometheus-adapter's `rules`, `externalRules` or `resourceRules`",
+  ]);
+  assert.deepEqual(problems('metrics: []\nrules:\n- seriesQuery: up\n'), [
+    "line 1: top level: the native `metrics:` list cannot be mixed with prometheus-adapter's `rules` in one file; use one format per file",
+  ]);
   assert.match(problems('metrics: []\nextra: 1\n')[0]!, /top level: unknown key "extra"/);
+});
+
+test('a prometheus-adapter file loads into series rules; a native file has none', () => {
+  const adapter = parseRuleFile('pa.yaml', 'rules:\n- seriesQuery: up\n  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>})\n');
+  assert.deepEqual([adapter.metrics.length, adapter.seriesRules.length, adapter.resourceRules], [0, 1, null]);
+  assert.equal(adapter.seriesRules[0]!.origin, 'pa.yaml rules[0]');
+  const native = parseRuleFile('n.yaml', 'metrics:\n- name: m\n  resource: pods\n  query: x\n');
+  assert.deepEqual([native.metrics.length, native.seriesRules.length, native.resourceRules], [1, 0, null]);
 });
 
 test('a file that cannot be read names the file', async () => {

@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, parseDocument, isMap } from 'yaml';
+import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { compileTemplate, TemplateError } from '../rules/template.ts';
 import { WELL_KNOWN_RESOURCES, parseGroupResource } from '../rules/well-known-resources.ts';
 import { parsePrometheusDuration } from './duration.ts';
-import type { MetricRule, RuleSet } from './model.ts';
+import { ADAPTER_TOP_LEVEL_KEYS, parseAdapterConfig } from './adapter-format.ts';
+import type { MetricRule, RuleFile } from './model.ts';
 import { nativeRuleFileSchema } from './native-schema.ts';
 
 export const QUERY_TEMPLATE_FIELDS = ['Series', 'LabelMatchers', 'LabelValuesByName', 'GroupBy', 'GroupBySlice', 'Window'];
@@ -25,7 +26,7 @@ interface NativeMetric {
 const ajv = new Ajv({ allErrors: true, strict: true });
 const validateNative = ajv.compile(nativeRuleFileSchema);
 
-export async function loadRuleFile(file: string): Promise<RuleSet> {
+export async function loadRuleFile(file: string): Promise<RuleFile> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -35,8 +36,11 @@ export async function loadRuleFile(file: string): Promise<RuleSet> {
   return parseRuleFile(file, text);
 }
 
-/** Parses and validates a rule file; every problem found is reported at once, each with its place. */
-export function parseRuleFile(file: string, text: string): RuleSet {
+/**
+ * Parses and validates a rule file, native (`metrics:`) or prometheus-adapter's format (`rules`,
+ * `externalRules`, `resourceRules`); every problem found is reported at once, each with its place.
+ */
+export function parseRuleFile(file: string, text: string): RuleFile {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -49,17 +53,33 @@ export function parseRuleFile(file: string, text: string): RuleSet {
     );
   }
   const data: unknown = doc.toJS();
-  if (data === null || data === undefined) throw new ConfigError(file, ['the file is empty: expected a `metrics:` list']);
-  if (isMap(doc.contents) && ['rules', 'externalRules', 'resourceRules'].some((k) => doc.has(k)) && !doc.has('metrics')) {
+  if (data === null || data === undefined) {
     throw new ConfigError(file, [
-      'this is a prometheus-adapter rule file (rules/externalRules/resourceRules); this version reads the native format with a top-level `metrics:` list',
+      'the file is empty: expected a `metrics:` list, or prometheus-adapter\'s `rules`, `externalRules` or `resourceRules`',
     ]);
   }
   const lineOf = (path: (string | number)[]): string => {
-    const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+    let node: { range?: [number, number, number] | null } | null | undefined;
+    const last = path[path.length - 1];
+    if (typeof last === 'string') {
+      // A key's own line: for `overides:` followed by a nested map, the value starts a line later.
+      const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+      if (isMap(parent)) node = parent.items.find((pair) => (isScalar(pair.key) ? pair.key.value : pair.key) === last)?.key as typeof node;
+    }
+    node ??= doc.getIn(path, true) as typeof node;
     const offset = node?.range?.[0];
     return offset === undefined ? '' : `line ${lines.linePos(offset).line}: `;
   };
+  const adapterKeys = isMap(doc.contents) ? ADAPTER_TOP_LEVEL_KEYS.filter((k) => doc.has(k)) : [];
+  if (adapterKeys.length > 0) {
+    if (doc.has('metrics')) {
+      throw new ConfigError(file, [
+        `${lineOf(['metrics'])}top level: the native \`metrics:\` list cannot be mixed with prometheus-adapter's ${adapterKeys.map((k) => `\`${k}\``).join(', ')} in one file; use one format per file`,
+      ]);
+    }
+    const { seriesRules, resourceRules } = parseAdapterConfig(file, data, lineOf);
+    return { file, metrics: [], seriesRules, resourceRules };
+  }
   if (!validateNative(data)) {
     throw new ConfigError(file, (validateNative.errors ?? []).map((e) => describeSchemaError(e, data, lineOf)));
   }
@@ -120,7 +140,7 @@ export function parseRuleFile(file: string, text: string): RuleSet {
     }
   });
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return { file, rules };
+  return { file, metrics: rules, seriesRules: [], resourceRules: null };
 }
 
 export function metricNameForWindow(name: string, window: string): string {

@@ -29,11 +29,6 @@ export interface MetricRule {
   readonly description?: string;
 }
 
-export interface RuleSet {
-  readonly file: string;
-  readonly rules: readonly MetricRule[];
-}
-
 /**
  * prometheus-adapter's resource association: which Prometheus labels name which Kubernetes
  * resources. `overrides` win; `template` (`<<.Group>>`, `<<.Resource>>`) covers the rest.

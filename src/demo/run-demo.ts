@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   say(`prometheus-metrics-adapter is serving https://127.0.0.1:${new URL(server.url).port} (self-signed certificate, hence curl -k)`);
   say(`objects come from the workload's kube-state-metrics series (--object-source=prometheus); rules: ${DEFAULT_CONFIG}`);
 
-  const rules = (await loadRuleFile(DEFAULT_CONFIG)).rules;
+  const rules = (await loadRuleFile(DEFAULT_CONFIG)).metrics;
   for (const example of EXAMPLES) {
     const url = `${server.url}${example.path}`;
     say('');

@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, AxiosError } from 'axios';
 import { InternalError, ServiceUnavailableError, TimeoutError } from '../errors.ts';
+import type { DiscoveredSeries } from '../rules/series-naming.ts';
 
 export interface PrometheusClientOptions {
   /** Base URL; may carry a path prefix (`https://thanos/prometheus`). */
@@ -122,7 +123,8 @@ export class PrometheusHttpClient implements InstantQuerier {
       time: timeSeconds.toFixed(3),
       timeout: `${Math.max(1, Math.floor(this.#options.timeoutMs / 1000))}s`,
     });
-    const { data, warnings } = await this.#call('api/v1/query', params, signal);
+    const { data: raw, warnings } = await this.#call('api/v1/query', params, signal);
+    const data = raw as Envelope['data'];
     const resultType = data?.resultType;
     const result = data?.result;
     if (resultType === 'vector' && Array.isArray(result)) {
@@ -137,11 +139,35 @@ export class PrometheusHttpClient implements InstantQuerier {
     );
   }
 
+  /**
+   * `/api/v1/series`: the series matching any of `matchers` with samples in [start, end], as their name and
+   * label names. `end` is always sent: without it Prometheus reads up to the end of its TSDB, future
+   * (backfilled) blocks included. Series without a name are left out.
+   */
+  async series(
+    matchers: readonly string[],
+    startSeconds: number,
+    endSeconds: number,
+    signal?: AbortSignal,
+  ): Promise<DiscoveredSeries[]> {
+    if (matchers.length === 0) throw new InternalError('a series request needs at least one match[] selector');
+    const params = new URLSearchParams();
+    for (const m of matchers) params.append('match[]', m);
+    params.set('start', startSeconds.toFixed(3));
+    params.set('end', endSeconds.toFixed(3));
+    const { data } = await this.#call('api/v1/series', params, signal, seriesReviver);
+    if (!Array.isArray(data)) {
+      throw new InternalError(`Prometheus at ${this.displayUrl} answered a series request with a malformed result`);
+    }
+    return data.filter(isDiscoveredSeries);
+  }
+
   async #call(
     path: string,
     params: URLSearchParams,
     signal?: AbortSignal,
-  ): Promise<{ data: Envelope['data']; warnings: readonly string[] }> {
+    reviver?: (this: unknown, key: string, value: unknown) => unknown,
+  ): Promise<{ data: unknown; warnings: readonly string[] }> {
     const headers: Record<string, string> = {};
     const token = this.#bearerToken();
     if (token) headers.Authorization = `Bearer ${token}`;
@@ -162,7 +188,7 @@ export class PrometheusHttpClient implements InstantQuerier {
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(response.data);
+      parsed = reviver ? JSON.parse(response.data, reviver) : JSON.parse(response.data);
     } catch {
       parsed = undefined;
     }
@@ -229,4 +255,24 @@ function toSample(entry: unknown): Sample {
   const e = (entry ?? {}) as { metric?: Record<string, string>; value?: [number, string] };
   const [t, v] = e.value ?? [Number.NaN, 'NaN'];
   return { labels: e.metric ?? {}, value: parseSampleValue(v), timestamp: t };
+}
+
+/**
+ * Replaces each label set of a series answer by its name and label names as soon as JSON.parse has built
+ * it, so the label values of a large answer become garbage one series at a time instead of all being held
+ * next to the compact copy. Unnamed series are dropped (undefined leaves a hole that filter() skips).
+ */
+function seriesReviver(this: unknown, _key: string, value: unknown): unknown {
+  if (!Array.isArray(this) || typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const labels = value as Record<string, unknown>;
+  const name = labels['__name__'];
+  if (typeof name !== 'string' || name === '') return undefined;
+  const names: string[] = [];
+  for (const key of Object.keys(labels)) if (key !== '__name__') names.push(key);
+  const compact: DiscoveredSeries = { name, labels: names };
+  return compact;
+}
+
+function isDiscoveredSeries(entry: unknown): entry is DiscoveredSeries {
+  return typeof entry === 'object' && entry !== null && typeof (entry as DiscoveredSeries).name === 'string' && Array.isArray((entry as DiscoveredSeries).labels);
 }

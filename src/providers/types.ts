@@ -56,3 +56,22 @@ export interface MetricRequestInfo {
   readonly resource: string;
   readonly metric: string;
 }
+
+/** One external.metrics.k8s.io value: a sample of the rule's query. */
+export interface ExternalMetricValue {
+  readonly metric: string;
+  /** Every label of the sample (`__name__` included when the query keeps it); empty for a scalar. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** Unix seconds: the evaluation time Prometheus reports. */
+  readonly timestamp: number;
+  /** Always finite. */
+  readonly value: number;
+}
+
+/** The external-metrics seam, mirroring custom-metrics-apiserver's ExternalMetricsProvider. */
+export interface ExternalMetricsProvider {
+  /** Metric names for the discovery document; never throws, always the last good list. */
+  listAllExternalMetrics(): string[];
+  /** One value per sample; NotFoundError for an unknown metric, BadRequestError for a selector Prometheus cannot express. */
+  getExternalMetric(namespace: string, metric: string, selector: Selector): Promise<ExternalMetricValue[]>;
+}

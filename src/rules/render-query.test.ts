@@ -5,7 +5,7 @@ import { renderRuleQuery } from './render-query.ts';
 import { parseSelector } from './selector.ts';
 
 const rule = (extra = '', query = 'sum by (<<.GroupBy>>) (x{<<.LabelMatchers>>}) <<index .LabelValuesByName "pod">> <<.GroupBySlice>>') =>
-  parseRuleFile('r.yaml', `metrics:\n- name: m\n  resource: pods\n  query: '${query}'\n${extra}`).rules[0]!;
+  parseRuleFile('r.yaml', `metrics:\n- name: m\n  resource: pods\n  query: '${query}'\n${extra}`).metrics[0]!;
 
 test('LabelMatchers follow prometheus-adapter: metric selector by key, then namespace, then objects', () => {
   const q = renderRuleQuery(rule('  queryScope: objects\n'), {

@@ -265,6 +265,65 @@ describe('PrometheusHttpClient against a real Prometheus', () => {
     assert.ok((forwarded[0]?.urlLength ?? 0) < 100, 'the query travels in the body, not the URL');
   });
 
+  it('series: returns each matching series once, as its name and label names', async () => {
+    const byName = (list: { name: string; labels: readonly string[] }[]) =>
+      [...list].sort((a, b) => `${a.name}${a.labels}`.localeCompare(`${b.name}${b.labels}`));
+    const c = client(prom.url);
+    // Two series with the same label names are still two entries: callers count series, not shapes.
+    assert.deepEqual(await c.series(['test_gauge'], now - 300, now), [
+      { name: 'test_gauge', labels: ['pod'] },
+      { name: 'test_gauge', labels: ['pod'] },
+    ]);
+    // Several match[] are a union, and Prometheus lists a series matched twice only once.
+    assert.deepEqual(byName(await c.series(['test_gauge{pod="a"}', '{__name__=~"test_.*",pod!=""}', '{kind="nan"}'], now - 300, now)), [
+      { name: 'test_gauge', labels: ['pod'] },
+      { name: 'test_gauge', labels: ['pod'] },
+      { name: 'test_special', labels: ['kind'] },
+    ]);
+    assert.deepEqual(await c.series(['{__name__="no_such_metric"}'], now - 300, now), []);
+  });
+
+  it('series: honours both ends of the time range', async () => {
+    const c = client(prom.url);
+    // Before the first sample: without `end` Prometheus would search up to the newest block and find them.
+    assert.deepEqual(await c.series(['test_gauge'], from - 7200, from - 3600), []);
+    // After the last sample (now + 3600).
+    assert.deepEqual(await c.series(['test_gauge'], now + 7200, now + 9000), []);
+    // A range that overlaps the data by a few seconds at either end finds them.
+    assert.equal((await c.series(['test_gauge'], from - 3600, from + 5)).length, 2);
+    assert.equal((await c.series(['test_gauge'], now + 3595, now + 9000)).length, 2);
+  });
+
+  it('series: maps a selector Prometheus rejects to InternalError with its bad_data message', async () => {
+    const c = client(prom.url);
+    const syntax = await failure(() => c.series(['test_gauge{'], now - 300, now), InternalError, 500);
+    assert.ok(syntax.message.includes(prom.url), syntax.message);
+    assert.match(syntax.message, /bad_data/);
+    assert.match(syntax.message, /parse error/);
+    // A selector that matches everything is refused too, rather than listing the whole TSDB.
+    const empty = await failure(() => c.series(['{pod=~".*"}'], now - 300, now), InternalError, 500);
+    assert.match(empty.message, /bad_data/);
+  });
+
+  it('series: sends a selector longer than 8 KiB as a POST', async () => {
+    const pods = ['a', ...Array.from({ length: 1000 }, (_, i) => `pod-${String(i).padStart(5, '0')}`)];
+    const selector = `test_gauge{pod=~"${pods.join('|')}"}`;
+    forwarded.length = 0;
+    assert.deepEqual(await client(proxyUrl).series([selector], now - 300, now), [{ name: 'test_gauge', labels: ['pod'] }]);
+    assert.deepEqual(
+      forwarded.map((f) => [f.method, f.contentType, f.status]),
+      [['POST', 'application/x-www-form-urlencoded', 200]],
+    );
+    assert.ok((forwarded[0]?.urlLength ?? 0) < 100, 'the selector travels in the body, not the URL');
+
+    forwarded.length = 0;
+    await client(proxyUrl).series(['test_gauge'], now - 300, now);
+    assert.deepEqual(
+      forwarded.map((f) => f.method),
+      ['GET'],
+    );
+  });
+
   it('always posts with verb POST', async () => {
     forwarded.length = 0;
     const { samples } = await client(proxyUrl, { verb: 'POST' }).query('test_gauge{pod="b"}', now);
@@ -390,6 +449,64 @@ describe('PrometheusHttpClient against a fake HTTP server', () => {
       () => client(fake.url, { tokenFile: path.join(dir, 'missing-token') }),
       /bearer token file .*missing-token/,
     );
+  });
+
+  it('series: sends repeated match[], start and end at millisecond precision, and keeps names only', async () => {
+    reset((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(
+        JSON.stringify({
+          status: 'success',
+          data: [
+            { __name__: 'http_requests_total', namespace: 'default', pod: 'web-1', secret: 'value' },
+            { namespace: 'default' },
+            { __name__: '', pod: 'x' },
+            'not a series',
+            { __name__: 'up' },
+          ],
+        }),
+      );
+    });
+    const series = await client(fake.url).series(['a{b="c"}', '{d!=""}'], 1_700_000_000.25, 1_700_000_600.5);
+    assert.deepEqual(series, [
+      { name: 'http_requests_total', labels: ['namespace', 'pod', 'secret'] },
+      { name: 'up', labels: [] },
+    ]);
+    assert.ok(!JSON.stringify(series).includes('web-1'), 'label values are dropped');
+    const [req] = fake.requests;
+    assert.equal(req?.method, 'GET');
+    assert.equal(new URL(req?.url ?? '', 'http://x').pathname, '/api/v1/series');
+    const params = queryParams(req as RecordedRequest);
+    assert.deepEqual(params.getAll('match[]'), ['a{b="c"}', '{d!=""}']);
+    assert.equal(params.get('start'), '1700000000.250');
+    assert.equal(params.get('end'), '1700000600.500');
+  });
+
+  it('series: posts with verb POST, and maps errors like a query does', async () => {
+    reset();
+    fake.respond = (_req, res) => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"success","data":[]}');
+    assert.deepEqual(await client(fake.url, { verb: 'POST' }).series(['up'], 1, 2), []);
+    assert.equal(fake.requests[0]?.method, 'POST');
+    assert.deepEqual(new URLSearchParams(fake.requests[0]?.body).getAll('match[]'), ['up']);
+
+    reset((_req, res) => {
+      res
+        .writeHead(503, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ status: 'error', errorType: 'timeout', error: 'query timed out' }));
+    });
+    await failure(() => client(fake.url).series(['up'], 1, 2), TimeoutError, 504);
+
+    reset((_req, res) => {
+      res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ status: 'error', errorType: 'internal', error: 'x' }));
+    });
+    await failure(() => client(fake.url).series(['up'], 1, 2), ServiceUnavailableError, 503);
+
+    // A query-shaped answer where a list is expected is malformed, not an empty list.
+    reset();
+    const malformed = await failure(() => client(fake.url).series(['up'], 1, 2), InternalError, 500);
+    assert.match(malformed.message, /malformed/);
+
+    const closed = `http://127.0.0.1:${await freeLoopbackPort()}`;
+    await failure(() => client(closed).series(['up'], 1, 2), ServiceUnavailableError, 503);
   });
 
   it('passes Prometheus warnings through', async () => {
