@@ -14,6 +14,9 @@ import { PrometheusHttpClient } from './prometheus/http-client.ts';
 import { KubeStateObjectSource } from './prometheus/kube-state-object-source.ts';
 import { QueryEngine } from './prometheus/query-engine.ts';
 import { PrometheusCustomMetricsProvider } from './providers/custom.ts';
+import { PrometheusExternalMetricsProvider } from './providers/external.ts';
+import { ResourceMetricsProvider } from './providers/resource.ts';
+import { SeriesDiscovery } from './prometheus/series-discovery.ts';
 import { MetricRegistry } from './rules/registry.ts';
 import { WELL_KNOWN_RESOURCES } from './rules/well-known-resources.ts';
 
@@ -57,7 +60,24 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
   const engine = new QueryEngine(prometheus, { cacheTtlMs: options.queryCacheTtlMs, cacheMaxEntries: options.queryCacheSize });
 
   let mapper = ResourceMapper.wellKnown();
-  let registry = new MetricRegistry(ruleFile.metrics, mapper);
+  // Native rules are known from the file; prometheus-adapter rules become metrics after each relist.
+  const discovery =
+    ruleFile.seriesRules.length > 0
+      ? new SeriesDiscovery({
+          client: prometheus,
+          rules: ruleFile.seriesRules,
+          resolver: () => mapper,
+          relistIntervalMs: options.relistIntervalMs,
+          maxAgeMs: options.metricsMaxAgeMs,
+          log,
+          onUpdate: () => rebuildRegistry(),
+        })
+      : null;
+  const buildRegistry = (): MetricRegistry => new MetricRegistry([...ruleFile.metrics, ...(discovery?.current().custom ?? [])], mapper);
+  let registry = buildRegistry();
+  const rebuildRegistry = (): void => {
+    registry = buildRegistry();
+  };
   let objects: ObjectSource;
   const timers: NodeJS.Timeout[] = [];
   const kc = options.objectSource === 'kubernetes' ? loadKubeConfig(options) : null;
@@ -66,7 +86,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
       const discovered = await discoverResources(kc, (m) => log.warn(m));
       const known = new Set(discovered.map((r) => `${r.group}/${r.resource}`));
       mapper = new ResourceMapper([...discovered, ...WELL_KNOWN_RESOURCES.filter((r) => !known.has(`${r.group}/${r.resource}`))]);
-      registry = new MetricRegistry(ruleFile.metrics, mapper);
+      rebuildRegistry();
     };
     try {
       await refresh();
@@ -79,11 +99,25 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     timer.unref();
     timers.push(timer);
     const informers = new InformerObjectSource(kc, { log: { info: (m) => log.info(m), warn: (m) => log.warn(m) } });
-    informers.prepare(registry.all().map((r) => r.resource).filter((r, i, all) => all.indexOf(r) === i));
+    const wanted = registry.all().map((r) => r.resource);
+    if (ruleFile.resourceRules) wanted.push(mapper.resolve('pods')!, mapper.resolve('nodes')!);
+    informers.prepare(wanted.filter((r, i, all) => all.indexOf(r) === i));
     objects = informers;
   } else {
     log.warn('objects come from kube-state-metrics series in Prometheus (--object-source=prometheus), not from a Kubernetes API');
     objects = new KubeStateObjectSource(engine);
+  }
+  if (discovery) {
+    // Serve after the first relist, so the first discovery document is not empty; if Prometheus is
+    // down, serve anyway (readyz says not ready) and let the periodic relist catch up.
+    try {
+      const first = await discovery.runOnce();
+      log.info({ custom: first.custom.length, external: first.external.length }, 'series discovery done');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'first series discovery failed; retrying every --metrics-relist-interval');
+    }
+    rebuildRegistry();
+    discovery.start();
   }
   for (const problem of registry.problems) log.warn(problem);
 
@@ -110,11 +144,26 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     engine,
     log,
   });
+  const hasExternalRules = ruleFile.seriesRules.some((r) => r.kind === 'external');
+  const external = hasExternalRules
+    ? new PrometheusExternalMetricsProvider({ rules: () => discovery?.current().external ?? [], engine, log })
+    : undefined;
+  const resource = ruleFile.resourceRules
+    ? new ResourceMetricsProvider({ rules: ruleFile.resourceRules, objects, engine, log })
+    : undefined;
   const app = buildApp({
     log,
-    tls: { certPem: tls.certPem, keyPem: tls.keyPem, ...(guard?.clientCaPem ? { clientCaPem: guard.clientCaPem } : {}) },
+    tls: {
+      certPem: tls.certPem,
+      keyPem: tls.keyPem,
+      minVersion: options.tlsMinVersion,
+      ...(guard?.clientCaPem ? { clientCaPem: guard.clientCaPem } : {}),
+    },
     custom: provider,
+    ...(external ? { external } : {}),
+    ...(resource ? { resource } : {}),
     ...(guard ? { guard: guard.check } : {}),
+    isReady: () => !discovery || discovery.current().lastSuccess !== null,
   });
   guard?.attach(app);
   await app.listen({ host: options.bindAddress, port: options.securePort });
@@ -122,12 +171,16 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
   const port = typeof address === 'object' && address ? address.port : options.securePort;
   const host = isIP(options.bindAddress) === 6 ? `[${options.bindAddress}]` : options.bindAddress === '0.0.0.0' ? '127.0.0.1' : options.bindAddress;
   const url = `https://${host}:${port}`;
-  log.info({ url, metrics: registry.all().length }, 'serving custom.metrics.k8s.io');
+  log.info(
+    { url, customMetrics: registry.all().length, externalMetrics: external?.listAllExternalMetrics().length ?? 0, resourceMetrics: Boolean(resource) },
+    'serving the metrics APIs',
+  );
   return {
     app,
     url,
     async close() {
       for (const t of timers) clearInterval(t);
+      discovery?.stop();
       await app.close();
       await objects.stop();
       await guard?.stop();

@@ -1,8 +1,13 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { CustomMetricsProvider } from '../providers/types.ts';
+import type { CustomMetricsProvider, ExternalMetricsProvider } from '../providers/types.ts';
+import type { ResourceMetricsSource } from '../providers/resource.ts';
 import { registerCustomMetricsRoutes } from './custom-metrics-routes.ts';
-import { encodeApiGroupList } from './custom-metrics-wire.ts';
+import { encodeApiGroup } from './custom-metrics-wire.ts';
+import { EXTERNAL_METRICS_API_GROUP } from './external-metrics-wire.ts';
+import { registerExternalMetricsRoutes } from './external-metrics-routes.ts';
+import { METRICS_API_GROUP } from './resource-metrics-wire.ts';
+import { registerResourceMetricsRoutes } from './resource-metrics-routes.ts';
 import { sendJson } from './json-response.ts';
 import { METHOD_NOT_ALLOWED, NOT_FOUND_ROUTE, statusBody, toStatus } from './status.ts';
 import { AdapterError } from '../errors.ts';
@@ -11,6 +16,10 @@ export interface AppOptions {
   readonly log: Logger;
   readonly tls: { readonly certPem: string; readonly keyPem: string; readonly clientCaPem?: string; readonly minVersion?: 'TLSv1.2' | 'TLSv1.3' };
   readonly custom: CustomMetricsProvider;
+  /** external.metrics.k8s.io is served only when the rules define external metrics, like prometheus-adapter. */
+  readonly external?: ExternalMetricsProvider;
+  /** metrics.k8s.io is served only when the rules have resourceRules. */
+  readonly resource?: ResourceMetricsSource;
   /**
    * Runs before every API request (not health checks): authentication and authorization. Returns
    * the user's name, which request logs carry.
@@ -89,7 +98,17 @@ export function buildApp(options: AppOptions): FastifyInstance {
       return reply.type('text/plain').send('ok');
     });
   }
-  app.get('/apis', async (request, reply) => sendJson(request, reply, 200, encodeApiGroupList()));
+  const { kind: _kind, apiVersion: _apiVersion, ...customGroup } = encodeApiGroup() as Record<string, unknown>;
+  const groups: object[] = [customGroup];
   registerCustomMetricsRoutes(app, options.custom);
+  if (options.external) {
+    registerExternalMetricsRoutes(app, options.external);
+    groups.push({ ...EXTERNAL_METRICS_API_GROUP });
+  }
+  if (options.resource) {
+    registerResourceMetricsRoutes(app, options.resource);
+    groups.push({ ...METRICS_API_GROUP });
+  }
+  app.get('/apis', async (request, reply) => sendJson(request, reply, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups }));
   return app as unknown as FastifyInstance;
 }

@@ -219,6 +219,8 @@ export function discoverMetrics(
     if (!series || series.length === 0) continue;
     const view = new AssociationView(rule.resources, resolver, rule.origin, problems);
     const metricByName = new Map<string, string | null>();
+    let referencesChecked = false;
+    const unusable: string[] = [];
     const nameFor = (seriesName: string): string | null => {
       let metric = metricByName.get(seriesName);
       if (metric !== undefined) return metric;
@@ -226,14 +228,13 @@ export function discoverMetrics(
       const match = passesFilters(rule, seriesName) ? rule.name.matches.exec(seriesName) : null;
       if (match) {
         metric = expandGoTemplate(rule.name.matches, rule.name.as, match);
-        const unresolved = unresolvedReferences(rule.name.matches, rule.name.as);
-        if (unresolved.length > 0) {
-          problems.add(`${rule.origin}: name.as "${rule.name.as}": ${unresolved.map(referenceHint).join(', ')}`);
+        if (!referencesChecked) {
+          referencesChecked = true;
+          const unresolved = unresolvedReferences(rule.name.matches, rule.name.as);
+          if (unresolved.length > 0) problems.add(`${rule.origin}: name.as "${rule.name.as}": ${unresolved.map(referenceHint).join(', ')}`);
         }
         if (metric === '' || metric.includes('/')) {
-          problems.add(
-            `${rule.origin}: name.as "${rule.name.as}" turns series "${seriesName}" into ${metric === '' ? 'an empty metric name' : `"${metric}", which cannot be a metric name`}; the series is skipped`,
-          );
+          unusable.push(`"${seriesName}" into ${metric === '' ? 'an empty metric name' : `"${metric}"`}`);
           metric = null;
         }
       }
@@ -299,6 +300,11 @@ export function discoverMetrics(
         };
         remember(custom, key, candidate);
       }
+    }
+    if (unusable.length > 0) {
+      // One line per rule: a broad seriesQuery can bring thousands of series names.
+      const more = unusable.length > 1 ? ` (and ${unusable.length - 1} more series)` : '';
+      problems.add(`${rule.origin}: name.as "${rule.name.as}" turns series ${unusable[0]}${more}, which is not a usable metric name; skipped`);
     }
   }
 
