@@ -7,7 +7,7 @@ import { parseModelDuration } from './adapter-format.ts';
 
 const load = (text: string) => parseRuleFile('adapter.yaml', text);
 const fixture = (name: string): string =>
-  readFileSync(new URL(`../../test/fixtures/prometheus-adapter/${name}`, import.meta.url), 'utf8');
+  readFileSync(new URL(`./testdata/prometheus-adapter/${name}`, import.meta.url), 'utf8');
 
 const problems = (text: string): string[] => {
   try {

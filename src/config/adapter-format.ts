@@ -119,10 +119,7 @@ export function parseAdapterConfig(
 
   if (problems.length > 0) {
     problems.sort((a, b) => a.line - b.line);
-    throw new ConfigError(
-      file,
-      problems.map((p) => p.text),
-    );
+    throw new ConfigError(file, problems.map((p) => p.text));
   }
   return { seriesRules, resourceRules };
 }

@@ -9,7 +9,7 @@ import { discoverMetrics, labelForResource, type DiscoveredSeries } from './seri
 const resolver = ResourceMapper.wellKnown();
 
 const fixture = (name: string): readonly SeriesRule[] =>
-  parseRuleFile(name, readFileSync(new URL(`../../test/fixtures/prometheus-adapter/${name}`, import.meta.url), 'utf8')).seriesRules;
+  parseRuleFile(name, readFileSync(new URL(`../config/testdata/prometheus-adapter/${name}`, import.meta.url), 'utf8')).seriesRules;
 const inline = (text: string): readonly SeriesRule[] => parseRuleFile('inline.yaml', text).seriesRules;
 
 /** `{a,b}` style shorthand: `name{label1,label2}`. */
