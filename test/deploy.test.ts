@@ -99,6 +99,8 @@ function loadDir(dir: string): Manifest[] {
 }
 
 const manifests = loadDir(DEPLOY);
+// deploy/optional holds the external and resource metrics APIServices, applied only on request.
+const optional = loadDir(join(DEPLOY, 'optional'));
 const ofKind = <T extends Manifest>(kind: string): T[] => manifests.filter((m) => m.kind === kind) as T[];
 const nameOf = (m: Manifest): string => String(m.metadata?.name);
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'APIService']);
@@ -141,14 +143,15 @@ describe('deploy/ manifests', () => {
     );
   });
 
-  it('both APIServices point at the Service and namespace defined here', () => {
+  it('every APIService points at the Service and namespace defined here', () => {
     const services = ofKind<Service>('Service');
     const apiServices = ofKind<ApiService>('APIService');
     assert.deepEqual(apiServices.map(nameOf).sort(), ['v1beta1.custom.metrics.k8s.io', 'v1beta2.custom.metrics.k8s.io']);
-    for (const a of apiServices) {
+    const optionalApiServices = optional.filter((m) => m.kind === 'APIService') as ApiService[];
+    assert.deepEqual(optionalApiServices.map(nameOf).sort(), ['v1beta1.external.metrics.k8s.io', 'v1beta1.metrics.k8s.io']);
+    for (const a of [...apiServices, ...optionalApiServices]) {
       const spec = a.spec ?? {};
       assert.equal(nameOf(a), `${spec.version}.${spec.group}`, `${a.file}: name must be <version>.<group>`);
-      assert.equal(spec.group, 'custom.metrics.k8s.io');
       const svc = services.find((s) => nameOf(s) === spec.service?.name && s.metadata?.namespace === spec.service?.namespace);
       assert.ok(svc, `${a.file}: service ${spec.service?.namespace}/${spec.service?.name} is not defined in deploy/`);
       assert.equal(spec.service?.namespace, NAMESPACE);
@@ -178,7 +181,7 @@ describe('deploy/ manifests', () => {
   });
 
   it('no (Cluster)RoleBinding grants anything to anonymous, unauthenticated or all authenticated users', () => {
-    const bindings = [...ofKind<Binding>('ClusterRoleBinding'), ...ofKind<Binding>('RoleBinding')];
+    const bindings = [...manifests, ...optional].filter((m) => m.kind === 'ClusterRoleBinding' || m.kind === 'RoleBinding') as Binding[];
     assert.ok(bindings.length >= 4);
     const serviceAccounts = new Set(ofKind<Manifest>('ServiceAccount').map((sa) => `${String(sa.metadata?.namespace)}/${nameOf(sa)}`));
     for (const b of bindings) {

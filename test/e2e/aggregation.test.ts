@@ -22,7 +22,7 @@ import { FRONT_PROXY_CLIENT_CN, generateClusterPki, type ClusterPki } from './ha
 
 const NS = 'e2e';
 const BIN = new URL('../../bin/prometheus-metrics-adapter.js', import.meta.url).pathname;
-const RULES = new URL('./fixtures/rules.yaml', import.meta.url).pathname;
+const RULES = new URL('./fixtures/adapter-config.yaml', import.meta.url).pathname;
 const POD_LOAD_PATH = `/apis/custom.metrics.k8s.io/v1beta2/namespaces/${NS}/pods/*/pod_load?labelSelector=app%3Dweb`;
 
 async function eventually<T>(what: string, fn: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs: number, diagnostics = () => ''): Promise<T> {
@@ -98,6 +98,15 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
     exporter = new FakeWorkloadExporter(kubelet, NS);
     exporter.setLoad('web', 3.5);
     exporter.setLoad('api', 5);
+    exporter.setQueueDepth('jobs', 35);
+    exporter.setNodeUsage('e2e-node-1', 1.5, 2 * 1024 ** 3);
+    // A Node object, as a kubelet would register it, so kubectl top nodes has something to show.
+    kubectlOk(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'e2e-node-1', labels: { 'kubernetes.io/hostname': 'e2e-node-1' } },
+      status: { capacity: { cpu: '4', memory: '8Gi', pods: '110' }, allocatable: { cpu: '4', memory: '8Gi', pods: '110' } },
+    }));
     const target = await exporter.start();
     prometheus = await startPrometheus({ series: [], fromSeconds: 0, toSeconds: 0, stepSeconds: 15, scrape: { targets: [target], intervalSeconds: 1 } });
 
@@ -113,13 +122,15 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
       '--bind-address=127.0.0.1',
       `--secure-port=${adapterPort}`,
       '--query-cache-ttl=1s',
+      // Series of pods the HPA creates must be discovered quickly.
+      '--metrics-relist-interval=2s',
       '--v=4',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     adapter.stdout!.pipe(out);
     adapter.stderr!.pipe(out);
     await eventually('the adapter to serve /readyz', () => adapterGet(adapterPort, '/readyz', {}, pki.adapterCaPem).then((r) => r.status), (s) => s === 200, 60_000, () => readFileSync(adapterLog, 'utf8'));
 
-    for (const name of ['web', 'api']) {
+    for (const name of ['web', 'api', 'worker']) {
       kubectlOk(['apply', '-f', '-'], JSON.stringify({
         apiVersion: 'apps/v1',
         kind: 'Deployment',
@@ -127,7 +138,10 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
         spec: {
           replicas: 1,
           selector: { matchLabels: { app: name } },
-          template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'registry.invalid/e2e/app:1' }] } },
+          template: {
+            metadata: { labels: { app: name } },
+            spec: { containers: [{ name: 'app', image: 'registry.invalid/e2e/app:1', resources: { requests: { cpu: '100m', memory: '64Mi' } } }] },
+          },
         },
       }));
     }
@@ -142,8 +156,8 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
     await cp?.stop();
   });
 
-  test('both custom.metrics.k8s.io APIServices become Available', async () => {
-    for (const name of ['v1beta2.custom.metrics.k8s.io', 'v1beta1.custom.metrics.k8s.io']) {
+  test('the custom, external and resource metrics APIServices become Available', async () => {
+    for (const name of ['v1beta2.custom.metrics.k8s.io', 'v1beta1.custom.metrics.k8s.io', 'v1beta1.external.metrics.k8s.io', 'v1beta1.metrics.k8s.io']) {
       await eventually(
         `${name} Available=True`,
         () => JSON.parse(kubectlOk(['get', 'apiservice', name, '-o', 'json'])).status?.conditions?.find((c: any) => c.type === 'Available'),
@@ -205,6 +219,29 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
     await eventually('kubectl get hpa api to show the value', () => kubectlOk(['get', 'hpa', 'api', '-n', NS]), (out) => /\b5\/2 \(avg\)/.test(out) || /1667m\/2 \(avg\)/.test(out), 60_000, diagnostics);
     exporter.setLoad('api', 1);
     await eventually('api scaled back to 1', () => JSON.parse(kubectlOk(['get', 'deployment', 'api', '-n', NS, '-o', 'json'])).spec.replicas, (r) => r === 1, 180_000, diagnostics);
+  });
+
+  test('an HPA on an External metric scales worker with the queue, and back', async () => {
+    kubectlOk(['apply', '-f', '-'], hpa('worker', {
+      type: 'External',
+      external: { metric: { name: 'e2e_queue_depth', selector: { matchLabels: { queue: 'jobs' } } }, target: { type: 'AverageValue', averageValue: '10' } },
+    }));
+    // 35 messages with a target of 10 per replica: ceil(35 / 10) = 4.
+    await eventually('worker scaled to 4', () => JSON.parse(kubectlOk(['get', 'deployment', 'worker', '-n', NS, '-o', 'json'])).spec.replicas, (r) => r === 4, 180_000, diagnostics);
+    const shown = kubectlOk(['get', 'hpa', 'worker', '-n', NS]);
+    assert.match(shown, /worker\s+Deployment\/worker\s+.*\/10 \(avg\)/);
+    const raw = JSON.parse(kubectlOk(['get', '--raw', `/apis/external.metrics.k8s.io/v1beta1/namespaces/${NS}/e2e_queue_depth?labelSelector=queue%3Djobs`]));
+    assert.deepEqual(raw.items.map((i: any) => [i.metricName, i.metricLabels, i.value]), [['e2e_queue_depth', { queue: 'jobs' }, '35']]);
+    exporter.setQueueDepth('jobs', 5);
+    await eventually('worker scaled back to 1', () => JSON.parse(kubectlOk(['get', 'deployment', 'worker', '-n', NS, '-o', 'json'])).spec.replicas, (r) => r === 1, 180_000, diagnostics);
+  });
+
+  test('kubectl top pods and kubectl top nodes read metrics.k8s.io from the adapter', async () => {
+    const pods = await eventually('kubectl top pods', () => cp.kubectl(['top', 'pods', '-n', NS]), (r) => r.status === 0 && /web-/.test(r.stdout), 60_000, diagnostics);
+    // Every running pod reports 250m and 64Mi.
+    for (const line of pods.stdout.trim().split('\n').slice(1)) assert.match(line, /^\S+\s+250m\s+64Mi\s*$/, pods.stdout);
+    const nodes = await eventually('kubectl top nodes', () => cp.kubectl(['top', 'nodes']), (r) => r.status === 0 && /e2e-node-1/.test(r.stdout), 60_000, diagnostics);
+    assert.match(nodes.stdout, /e2e-node-1\s+1500m\s+37%\s+2048Mi\s+25%/);
   });
 
   test('RBAC: no grant gets 403, the HPA-reader role gets 200, anonymous is bound to nothing deploy/ adds', async () => {

@@ -22,7 +22,12 @@ export interface ManifestPatches {
 export function patchedDeployManifests(patches: ManifestPatches): { objects: Record<string, any>[]; skipped: string[] } {
   const objects: Record<string, any>[] = [];
   const skipped: string[] = [];
-  for (const file of readdirSync(DEPLOY).filter((f) => f.endsWith('.yaml')).sort()) {
+  const files = [
+    ...readdirSync(DEPLOY).filter((f) => f.endsWith('.yaml')).sort(),
+    // The optional external and resource metrics APIServices: this suite's rule file serves both.
+    ...readdirSync(path.join(DEPLOY, 'optional')).filter((f) => f.endsWith('.yaml')).sort().map((f) => `optional/${f}`),
+  ];
+  for (const file of files) {
     for (const doc of parseAllDocuments(readFileSync(path.join(DEPLOY, file), 'utf8'))) {
       const obj = doc.toJS() as Record<string, any> | null;
       if (!obj) continue;

@@ -11,6 +11,8 @@ import type { FakeKubelet } from './fake-kubelet.ts';
  */
 export class FakeWorkloadExporter {
   readonly #loads = new Map<string, number>();
+  readonly #queues = new Map<string, number>();
+  readonly #nodes = new Map<string, { cpuCores: number; memoryBytes: number }>();
   readonly #kubelet: FakeKubelet;
   readonly #namespace: string;
   #server: Server | null = null;
@@ -22,6 +24,16 @@ export class FakeWorkloadExporter {
 
   setLoad(deployment: string, total: number): void {
     this.#loads.set(deployment, total);
+  }
+
+  /** A queue outside the cluster (an External metric): `e2e_queue_depth{queue}`. */
+  setQueueDepth(queue: string, depth: number): void {
+    this.#queues.set(queue, depth);
+  }
+
+  /** What a node exporter would report for a node. */
+  setNodeUsage(node: string, cpuCores: number, memoryBytes: number): void {
+    this.#nodes.set(node, { cpuCores, memoryBytes });
   }
 
   /** The metrics text, built from the pods that are running right now. */
@@ -37,7 +49,17 @@ export class FakeWorkloadExporter {
       }
       deployLines.push(`e2e_deployment_load{namespace="${this.#namespace}",deployment="${deployment}"} ${total}`);
     }
-    return `${[...lines, ...deployLines].join('\n')}\n`;
+    // cAdvisor-like container usage for every running pod: 250m of CPU and 64Mi of memory each.
+    const usage = ['# TYPE e2e_container_cpu_cores gauge', '# TYPE e2e_container_memory_bytes gauge'];
+    for (const pod of pods) {
+      const l = `namespace="${this.#namespace}",pod="${pod.metadata!.name}",container="app"`;
+      usage.push(`e2e_container_cpu_cores{${l}} 0.25`, `e2e_container_memory_bytes{${l}} ${64 * 1024 * 1024}`);
+    }
+    for (const [node, u] of this.#nodes) {
+      usage.push(`e2e_node_cpu_cores{node="${node}"} ${u.cpuCores}`, `e2e_node_memory_bytes{node="${node}"} ${u.memoryBytes}`);
+    }
+    const queues = ['# TYPE e2e_queue_depth gauge', ...[...this.#queues].map(([q, d]) => `e2e_queue_depth{namespace="${this.#namespace}",queue="${q}"} ${d}`)];
+    return `${[...lines, ...deployLines, ...usage, ...queues].join('\n')}\n`;
   }
 
   async start(): Promise<string> {
