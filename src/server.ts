@@ -11,6 +11,7 @@ import { InformerObjectSource } from './kubernetes/object-cache.ts';
 import type { ObjectSource } from './kubernetes/object-source.ts';
 import { discoverResources, ResourceMapper } from './kubernetes/resource-mapper.ts';
 import { PrometheusHttpClient } from './prometheus/http-client.ts';
+import { inClusterCredentials, kubeconfigCredentials } from './prometheus/auth-options.ts';
 import { KubeStateObjectSource } from './prometheus/kube-state-object-source.ts';
 import { QueryEngine } from './prometheus/query-engine.ts';
 import { PrometheusCustomMetricsProvider } from './providers/custom.ts';
@@ -47,11 +48,21 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
   const ruleFile = await loadRuleFile(options.config);
   log.info({ file: options.config, rules: ruleFile.metrics.length }, 'rule file loaded');
 
+  if (options.prometheusAuthInCluster && options.prometheusAuthConfig) {
+    throw new Error('--prometheus-auth-incluster and --prometheus-auth-config cannot be used together');
+  }
+  const delegatedCredentials = options.prometheusAuthInCluster
+    ? inClusterCredentials()
+    : options.prometheusAuthConfig
+      ? kubeconfigCredentials(options.prometheusAuthConfig)
+      : {};
   const prometheus = new PrometheusHttpClient({
     url: options.prometheusUrl,
     timeoutMs: options.prometheusTimeoutMs,
     verb: options.prometheusVerb,
     headers: options.prometheusHeaders,
+    ...delegatedCredentials,
+    // Explicit files win over credentials taken from a kubeconfig or the service account.
     ...(options.prometheusTokenFile ? { tokenFile: options.prometheusTokenFile } : {}),
     ...(options.prometheusCaFile ? { caFile: options.prometheusCaFile } : {}),
     ...(options.prometheusClientCertFile ? { clientCertFile: options.prometheusClientCertFile } : {}),

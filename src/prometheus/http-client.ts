@@ -16,6 +16,11 @@ export interface PrometheusClientOptions {
   readonly caFile?: string;
   readonly clientCertFile?: string;
   readonly clientKeyFile?: string;
+  /** Inline credentials, e.g. taken from a kubeconfig (--prometheus-auth-config); files win when both are given. */
+  readonly token?: string;
+  readonly caPem?: string;
+  readonly clientCertPem?: string;
+  readonly clientKeyPem?: string;
   readonly headers?: Readonly<Record<string, string>>;
   /** Clock for the token file re-check interval; tests step it instead of waiting 10 s. */
   readonly now?: () => number;
@@ -98,9 +103,9 @@ export class PrometheusHttpClient implements InstantQuerier {
         throw new Error(`cannot read the Prometheus ${what} ${file}: ${(err as Error).message}`);
       }
     };
-    const ca = readPem(options.caFile, 'CA file');
-    const cert = readPem(options.clientCertFile, 'client certificate');
-    const key = readPem(options.clientKeyFile, 'client key');
+    const ca = readPem(options.caFile, 'CA file') ?? options.caPem;
+    const cert = readPem(options.clientCertFile, 'client certificate') ?? options.clientCertPem;
+    const key = readPem(options.clientKeyFile, 'client key') ?? options.clientKeyPem;
     if (Boolean(cert) !== Boolean(key)) throw new Error('the Prometheus client certificate and key must be given together');
     this.#http = axios.create({
       baseURL: base,
@@ -233,7 +238,7 @@ export class PrometheusHttpClient implements InstantQuerier {
   /** Re-reads the token file when it changes, so projected, rotating tokens keep working. */
   #bearerToken(): string | undefined {
     const file = this.#options.tokenFile;
-    if (!file) return undefined;
+    if (!file) return this.#options.token;
     const now = (this.#options.now ?? Date.now)();
     if (this.#token && now - this.#token.checkedAt < 10_000) return this.#token.value;
     try {

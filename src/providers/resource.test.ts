@@ -9,7 +9,8 @@ import { QueryEngine } from '../prometheus/query-engine.ts';
 import { matchesLabels, parseSelector, type Selector } from '../rules/selector.ts';
 import { compileTemplate } from '../rules/template.ts';
 import type { ResourceInfo } from '../rules/well-known-resources.ts';
-import { labelForResource, ResourceMetricsProvider, type ResourceProviderLog } from './resource.ts';
+import { ResourceMetricsProvider, type ResourceProviderLog } from './resource.ts';
+import { labelForResource } from '../rules/series-naming.ts';
 
 const FIELDS = ['Series', 'LabelMatchers', 'LabelValuesByName', 'GroupBy', 'GroupBySlice'];
 

@@ -1,4 +1,5 @@
 import { AdapterError } from '../errors.ts';
+import { labelForResource } from '../rules/series-naming.ts';
 import type { ResourceAssociation, ResourceMetricRule, ResourceRules } from '../config/model.ts';
 import type { ObjectMeta, ObjectSource } from '../kubernetes/object-source.ts';
 import type { EngineResult, QueryEngine } from '../prometheus/query-engine.ts';
@@ -6,7 +7,6 @@ import type { Sample } from '../prometheus/http-client.ts';
 import { assertLabelName } from '../rules/escape.ts';
 import { namesToMatcher } from '../rules/matchers.ts';
 import type { Selector } from '../rules/selector.ts';
-import { compileTemplate } from '../rules/template.ts';
 import { WELL_KNOWN_RESOURCES, type ResourceInfo } from '../rules/well-known-resources.ts';
 import { MAX_QUANTITY_MAGNITUDE } from '../api/quantity.ts';
 
@@ -82,25 +82,6 @@ function coreResource(plural: string): ResourceInfo {
 const NAMESPACES = coreResource('namespaces');
 const PODS = coreResource('pods');
 const NODES = coreResource('nodes');
-
-/**
- * The Prometheus label that names `resource` under an association, as prometheus-adapter's
- * LabelForResource decides it: an override whose target is the resource (singular or plural, as the
- * RESTMapper accepts both), else the template run with the group (dots and dashes as `_`) and the
- * singular resource. Null when neither applies.
- */
-export function labelForResource(association: ResourceAssociation, resource: ResourceInfo): string | null {
-  for (const [label, target] of Object.entries(association.overrides)) {
-    if ((target.group ?? '') !== resource.group) continue;
-    const written = target.resource.toLowerCase();
-    if (written === resource.resource || written === resource.singular) return label;
-  }
-  if (association.template === null) return null;
-  return compileTemplate(association.template, ['Group', 'Resource']).render({
-    Group: resource.group.replace(/[.-]/g, '_'),
-    Resource: resource.singular,
-  });
-}
 
 /** The labels one of cpu/memory reads its answers by, fixed when the provider is built. */
 interface ResolvedRule {
