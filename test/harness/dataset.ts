@@ -4,13 +4,15 @@ import type { FakeKubeApiServer } from './fake-kube-apiserver.ts';
 /** Deterministic data for the integration tests: exact rates and gauges, so expected answers are literals. */
 export const START = Math.floor(Date.now() / 1000) - 1800;
 
-const counter = (name: string, labels: Record<string, string>, perSecond: number): SeriesSpec => ({
+/** A counter growing at exactly `perSecond` since START, so rate() is that number. */
+export const counter = (name: string, labels: Record<string, string>, perSecond: number): SeriesSpec => ({
   name,
   type: 'counter',
   labels,
   value: (t) => perSecond * (t - START),
 });
-const gauge = (name: string, labels: Record<string, string>, value: number): SeriesSpec => ({ name, type: 'gauge', labels, value: () => value });
+/** A gauge holding one value. */
+export const gauge = (name: string, labels: Record<string, string>, value: number): SeriesSpec => ({ name, type: 'gauge', labels, value: () => value });
 
 export function integrationSeries(): SeriesSpec[] {
   const cpu = (namespace: string, pod: string, container: string, rate: number): SeriesSpec =>

@@ -4,6 +4,7 @@
  * a real Prometheus whose own query log gives the exact PromQL received, and a FAKE Kubernetes API.
  * Each expected query is written out by hand from prometheus-adapter's documented semantics.
  */
+import { counter, gauge, START } from '../harness/dataset.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPrometheus, type PrometheusProcess, type SeriesSpec } from '../../src/demo/prometheus-process.ts';
@@ -11,9 +12,6 @@ import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-
 import { startTestAdapter, type TestAdapter } from '../harness/adapter.ts';
 
 const FIXTURES = new URL('../fixtures/prometheus-adapter/', import.meta.url).pathname;
-const START = Math.floor(Date.now() / 1000) - 1800;
-const counter = (name: string, labels: Record<string, string>, perSecond: number): SeriesSpec => ({ name, type: 'counter', labels, value: (t) => perSecond * (t - START) });
-const gauge = (name: string, labels: Record<string, string>, value: number): SeriesSpec => ({ name, type: 'gauge', labels, value: () => value });
 
 const SERIES: SeriesSpec[] = [
   // walkthrough.yaml

@@ -3,6 +3,7 @@
  * API server (test/harness/fake-kube-apiserver.ts) behind the real informer object source, and the
  * resource metrics routes in a minimal HTTPS app built here (the product's app wires them in itself).
  */
+import { counter, gauge, START } from '../harness/dataset.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -22,18 +23,10 @@ import { compileTemplate } from '../../src/rules/template.ts';
 import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
 import { httpsGet, type HttpsResponse } from '../harness/https-get.ts';
 
-const START = Math.floor(Date.now() / 1000) - 1800;
 const MI = 1024 * 1024;
 const BASE = '/apis/metrics.k8s.io/v1beta1';
 const RFC3339_SECONDS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
-const counter = (name: string, labels: Record<string, string>, perSecond: number): SeriesSpec => ({
-  name,
-  type: 'counter',
-  labels,
-  value: (t) => perSecond * (t - START),
-});
-const gauge = (name: string, labels: Record<string, string>, value: number): SeriesSpec => ({ name, type: 'gauge', labels, value: () => value });
 
 /** cAdvisor-like series, with exact rates so the expected quantities are literals. */
 function series(): SeriesSpec[] {
