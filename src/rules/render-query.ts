@@ -4,6 +4,16 @@ import { InvalidLabelNameError, InvalidLabelValueError } from './escape.ts';
 import type { Selector } from './selector.ts';
 import { BadRequestError, InternalError } from '../errors.ts';
 
+/** Names come from the request path or the object cache; one that cannot be a label value is the caller's to fix. */
+function objectMatcher(label: string, names: readonly string[]): string | null {
+  try {
+    return namesToMatcher(label, names);
+  } catch (err) {
+    if (err instanceof InvalidLabelValueError || err instanceof InvalidLabelNameError) throw new BadRequestError(err.message);
+    throw err;
+  }
+}
+
 /** What one query must select, in the terms of prometheus-adapter's template fields. */
 export interface QueryTarget {
   /** Namespace matcher value; null for root-scoped objects. */
@@ -31,11 +41,14 @@ export function renderRuleQuery(rule: MetricRule, target: QueryTarget): string {
   }
   const valuesByName: Record<string, string> = {};
   if (target.namespace !== null) {
-    matchers.push(namesToMatcher(rule.namespaceLabel, [target.namespace])!);
+    if (!rule.namespaceLabel) {
+      throw new InternalError(`${rule.origin}: no Prometheus label maps to namespaces; add a resources override for the namespace label`);
+    }
+    matchers.push(objectMatcher(rule.namespaceLabel, [target.namespace])!);
     valuesByName[rule.namespaceLabel] = target.namespace;
   }
   if (target.names !== null) {
-    const matcher = namesToMatcher(rule.objectLabel, target.names);
+    const matcher = objectMatcher(rule.objectLabel, target.names);
     if (matcher === null) throw new InternalError(`${rule.origin}: no object names to query`);
     matchers.push(matcher);
     valuesByName[rule.objectLabel] = target.names.join('|');
