@@ -13,14 +13,33 @@ export type StatusReason =
   | 'Timeout'
   | 'RequestEntityTooLarge';
 
+export interface AdapterErrorOptions {
+  readonly cause?: unknown;
+  /**
+   * Set when the same request is worth repeating shortly (an overload, not a broken backend); it becomes the
+   * Status's details.retryAfterSeconds and a Retry-After header, which client-go honours for 503.
+   */
+  readonly retryAfterSeconds?: number;
+}
+
 export class AdapterError extends Error {
   readonly code: number;
   readonly reason: StatusReason;
-  constructor(code: number, reason: StatusReason, message: string, options?: { cause?: unknown }) {
+  readonly retryAfterSeconds: number | undefined;
+  constructor(code: number, reason: StatusReason, message: string, options?: AdapterErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
     this.reason = reason;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+
+  /** The same failure (code, reason, retry hint) with context appended, e.g. the rule that ran the query. */
+  withContext(context: string): AdapterError {
+    return new AdapterError(this.code, this.reason, `${this.message}; ${context}`, {
+      cause: this,
+      ...(this.retryAfterSeconds !== undefined ? { retryAfterSeconds: this.retryAfterSeconds } : {}),
+    });
   }
 }
 
@@ -43,7 +62,7 @@ export class InternalError extends AdapterError {
 }
 
 export class ServiceUnavailableError extends AdapterError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: AdapterErrorOptions) {
     super(503, 'ServiceUnavailable', message, options);
   }
 }

@@ -1,8 +1,9 @@
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { buildApp } from './api/app.ts';
+import { buildApp, closeGracefully, SHUTDOWN_GRACE_MS } from './api/app.ts';
 import { loadOrCreateServingCert } from './api/certificates.ts';
+import { ServingCertReloader, ServingTls } from './api/serving-tls.ts';
 import type { ServeOptions } from './cli/serve-options.ts';
 import { loadRuleFile } from './config/load.ts';
 import { createDelegatedGuard, type Guard } from './kubernetes/delegated-auth.ts';
@@ -14,6 +15,7 @@ import { PrometheusHttpClient } from './prometheus/http-client.ts';
 import { inClusterCredentials, kubeconfigCredentials } from './prometheus/auth-options.ts';
 import { KubeStateObjectSource } from './prometheus/kube-state-object-source.ts';
 import { QueryEngine } from './prometheus/query-engine.ts';
+import { QueryLimiter } from './prometheus/query-limiter.ts';
 import { PrometheusCustomMetricsProvider } from './providers/custom.ts';
 import { PrometheusExternalMetricsProvider } from './providers/external.ts';
 import { ResourceMetricsProvider } from './providers/resource.ts';
@@ -68,14 +70,22 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     ...(options.prometheusClientCertFile ? { clientCertFile: options.prometheusClientCertFile } : {}),
     ...(options.prometheusClientKeyFile ? { clientKeyFile: options.prometheusClientKeyFile } : {}),
   });
-  const engine = new QueryEngine(prometheus, { cacheTtlMs: options.queryCacheTtlMs, cacheMaxEntries: options.queryCacheSize });
+  // Every Prometheus call (queries and series) passes this one gate; the engine's cache and single-flight
+  // stay in front of it, so merged and cached reads never take a slot.
+  const limited = new QueryLimiter(prometheus, {
+    maxConcurrent: options.prometheusMaxConcurrentQueries,
+    maxQueued: options.prometheusMaxQueuedQueries,
+    timeoutMs: options.prometheusTimeoutMs,
+    backendUrl: prometheus.displayUrl,
+  });
+  const engine = new QueryEngine(limited, { cacheTtlMs: options.queryCacheTtlMs, cacheMaxEntries: options.queryCacheSize });
 
   let mapper = ResourceMapper.wellKnown();
   // Native rules are known from the file; prometheus-adapter rules become metrics after each relist.
   const discovery =
     ruleFile.seriesRules.length > 0
       ? new SeriesDiscovery({
-          client: prometheus,
+          client: limited,
           rules: ruleFile.seriesRules,
           resolver: () => mapper,
           relistIntervalMs: options.relistIntervalMs,
@@ -154,29 +164,33 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     objects,
     engine,
     log,
+    maxObjectsPerRequest: options.maxObjectsPerRequest,
   });
   const hasExternalRules = ruleFile.seriesRules.some((r) => r.kind === 'external');
   const external = hasExternalRules
     ? new PrometheusExternalMetricsProvider({ rules: () => discovery?.current().external ?? [], engine, log })
     : undefined;
   const resource = ruleFile.resourceRules
-    ? new ResourceMetricsProvider({ rules: ruleFile.resourceRules, objects, engine, log })
+    ? new ResourceMetricsProvider({ rules: ruleFile.resourceRules, objects, engine, log, maxObjectsPerRequest: options.maxObjectsPerRequest })
     : undefined;
+  // One owner of the TLS context: the guard's CA reloads and serving-certificate rotation each change their part.
+  const servingTls = new ServingTls({ pair: tls, clientCaPem: guard?.clientCaPem, minVersion: options.tlsMinVersion, log });
+  guard?.onClientCaChange((pem) => servingTls.setClientCas(pem));
+  const certReloader =
+    tls.certPath && tls.keyPath ? new ServingCertReloader({ certPath: tls.certPath, keyPath: tls.keyPath, tls: servingTls, log }) : undefined;
   const app = buildApp({
     log,
-    tls: {
-      certPem: tls.certPem,
-      keyPem: tls.keyPem,
-      minVersion: options.tlsMinVersion,
-      ...(guard?.clientCaPem ? { clientCaPem: guard.clientCaPem } : {}),
-    },
+    tls: servingTls,
+    http2: !options.disableHttp2,
+    http2MaxConcurrentStreams: options.http2MaxStreamsPerConnection,
     custom: provider,
     ...(external ? { external } : {}),
     ...(resource ? { resource } : {}),
     ...(guard ? { guard: guard.check } : {}),
     isReady: () => !discovery || discovery.current().lastSuccess !== null,
   });
-  guard?.attach(app);
+  servingTls.attach(app.server);
+  certReloader?.start();
   await app.listen({ host: options.bindAddress, port: options.securePort });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.securePort;
@@ -192,7 +206,8 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     async close() {
       for (const t of timers) clearInterval(t);
       discovery?.stop();
-      await app.close();
+      certReloader?.stop();
+      await closeGracefully(app, SHUTDOWN_GRACE_MS);
       await objects.stop();
       await guard?.stop();
     },

@@ -1,4 +1,7 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
+import type { Server as HttpsServer } from 'node:https';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { CustomMetricsProvider, ExternalMetricsProvider } from '../providers/types.ts';
 import type { ResourceMetricsSource } from '../providers/resource.ts';
@@ -14,7 +17,12 @@ import { AdapterError } from '../errors.ts';
 
 export interface AppOptions {
   readonly log: Logger;
-  readonly tls: { readonly certPem: string; readonly keyPem: string; readonly clientCaPem?: string; readonly minVersion?: 'TLSv1.2' | 'TLSv1.3' };
+  /** Serving certificate, client CAs and minimum version; the same source later swaps them (see serving-tls.ts). */
+  readonly tls: { contextOptions(): SecureContextOptions };
+  /** Offer HTTP/2 by ALPN next to HTTP/1.1 (default); false serves HTTP/1.1 only (--disable-http2). */
+  readonly http2?: boolean;
+  /** Streams one HTTP/2 connection may have open at once (--http2-max-streams-per-connection). */
+  readonly http2MaxConcurrentStreams?: number;
   readonly custom: CustomMetricsProvider;
   /** external.metrics.k8s.io is served only when the rules define external metrics, like prometheus-adapter. */
   readonly external?: ExternalMetricsProvider;
@@ -30,24 +38,28 @@ export interface AppOptions {
 
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
 const MAX_URL_BYTES = 16 * 1024;
+/** How long a shutdown waits for requests in flight before cutting their connections. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+/** Go's http2.Server default, which k8s.io/apiserver keeps when --http2-max-streams-per-connection is 0. */
+export const DEFAULT_HTTP2_MAX_STREAMS = 250;
+// Front-proxy users arrive as one X-Remote-Group header per group: a user in a few hundred groups exceeds Node's
+// defaults (128 header pairs on HTTP/2, 16 KiB of headers on HTTP/1.1). Go servers accept 1 MB of headers.
+const MAX_HEADER_BYTES = 256 * 1024;
+const MAX_HEADER_PAIRS = 4096;
+// The aggregator multiplexes every proxied request of one kube-apiserver over one HTTP/2 session, so queued
+// list responses of many HPAs share this budget; past it Node refuses new streams (ENHANCE_YOUR_CALM). In MB.
+const MAX_SESSION_MEMORY_MB = 64;
+
+/** Open TLS connections per app, so a bounded shutdown can end those that outlive it. */
+const connectionsOf = new WeakMap<FastifyInstance, Set<Socket>>();
 
 export function buildApp(options: AppOptions): FastifyInstance {
   const { log } = options;
   const users = new WeakMap<object, string>();
-  const app = Fastify({
+  const common: FastifyServerOptions = {
     loggerInstance: log as FastifyBaseLogger,
     // Requests are logged once, by the onResponse hook below, with what a debugging user needs.
     logController: new LogController({ disableRequestLogging: true }),
-    https: {
-      key: options.tls.keyPem,
-      cert: options.tls.certPem,
-      minVersion: options.tls.minVersion ?? 'TLSv1.2',
-      // Asking for (not requiring) a client certificate is how the aggregator's front-proxy
-      // identity arrives; the guard decides what a presented certificate proves.
-      requestCert: true,
-      rejectUnauthorized: false,
-      ...(options.tls.clientCaPem ? { ca: options.tls.clientCaPem } : {}),
-    },
     routerOptions: { maxParamLength: 2048, ignoreTrailingSlash: true },
     return503OnClosing: true,
     bodyLimit: 64 * 1024,
@@ -55,6 +67,54 @@ export function buildApp(options: AppOptions): FastifyInstance {
       const code = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
       void sendJson(request, reply, code, statusBody(code, code === 414 ? undefined : 'BadRequest', `bad request: ${error.message}`));
     },
+  };
+  const tls = {
+    ...options.tls.contextOptions(),
+    // Asking for (not requiring) a client certificate is how the aggregator's front-proxy
+    // identity arrives; the guard decides what a presented certificate proves.
+    requestCert: true,
+    rejectUnauthorized: false,
+    maxHeaderSize: MAX_HEADER_BYTES,
+  };
+  // kube-apiserver's aggregator proxies over HTTP/2 when the backend offers it; HTTP/1.1 stays for other clients.
+  // The instance is typed as the HTTP/1 one: the request fields the app reads exist on both kinds of request.
+  const app = (
+    options.http2 === false
+      ? Fastify({ ...(common as object), https: tls } as FastifyHttpsOptions<HttpsServer>)
+      : Fastify({
+          ...(common as object),
+          http2: true,
+          https: {
+            ...tls,
+            allowHTTP1: true,
+            maxSessionMemory: MAX_SESSION_MEMORY_MB,
+            maxHeaderListPairs: MAX_HEADER_PAIRS,
+            settings: {
+              maxConcurrentStreams: options.http2MaxConcurrentStreams || DEFAULT_HTTP2_MAX_STREAMS,
+              maxHeaderListSize: MAX_HEADER_BYTES,
+            },
+          },
+        })
+  ) as unknown as FastifyInstance;
+
+  // HTTP/1.1's counterpart of maxHeaderListPairs; not a constructor option, and the HTTP/2 server's HTTP/1.1
+  // fallback reads it from the server too.
+  (app.server as { maxHeadersCount: number | null }).maxHeadersCount = MAX_HEADER_PAIRS;
+
+  const connections = new Set<Socket>();
+  connectionsOf.set(app, connections);
+  app.server.on('secureConnection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // A keep-alive HTTP/1.1 connection whose request was in flight at shutdown would otherwise sit idle until its
+  // timeout and hold the server open; HTTP/2 sessions get a GOAWAY from the server's close instead.
+  app.addHook('onSend', async (request, reply) => {
+    if (closing && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -110,5 +170,24 @@ export function buildApp(options: AppOptions): FastifyInstance {
     groups.push({ ...METRICS_API_GROUP });
   }
   app.get('/apis', async (request, reply) => sendJson(request, reply, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups }));
-  return app as unknown as FastifyInstance;
+  return app;
+}
+
+/**
+ * Stops accepting connections, lets requests in flight finish for up to `graceMs`, then cuts whatever is still
+ * open (long-lived HTTP/2 sessions, stuck clients). Resolves true when everything finished in time.
+ */
+export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const closed = app.close().then(() => true);
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), graceMs);
+  });
+  const inTime = await Promise.race([closed, expired]);
+  clearTimeout(timer);
+  if (!inTime) {
+    for (const socket of connectionsOf.get(app) ?? []) socket.destroy();
+    await closed;
+  }
+  return inTime;
 }

@@ -241,6 +241,21 @@ function validatePair(
 }
 
 /**
+ * Reads a certificate/key pair from disk and checks that it parses and matches; the same checks as at start-up,
+ * for reloading rotated files.
+ */
+export async function readServingPair(
+  certPath: string,
+  keyPath: string,
+  log?: (message: string) => void,
+): Promise<CertificateAndKey> {
+  const certPem = await readPemFile(certPath, 'serving certificate');
+  const keyPem = await readPemFile(keyPath, 'serving key');
+  validatePair(certPem, keyPem, certPath, keyPath, log);
+  return { certPem, keyPem };
+}
+
+/**
  * Serving certificate with k8s.io/apiserver semantics (as in prometheus-adapter):
  * --tls-cert-file + --tls-private-key-file are used as given; otherwise `<certDir>/apiserver.{crt,key}` are reused,
  * or generated self-signed and written when both are absent; with neither, a self-signed cert lives in memory only.

@@ -6,6 +6,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
  * Go's HTML-safe encoder.
  */
 export function sendJson(request: FastifyRequest, reply: FastifyReply, code: number, body: unknown): FastifyReply {
+  // As kube-apiserver's error writer does: a Status that says when to retry says it in the header too, where
+  // client-go and the aggregator look for it.
+  const retryAfter = (body as { kind?: unknown; details?: { retryAfterSeconds?: unknown } } | null)?.details?.retryAfterSeconds;
+  if ((body as { kind?: unknown } | null)?.kind === 'Status' && typeof retryAfter === 'number' && retryAfter > 0) {
+    reply.header('Retry-After', String(retryAfter));
+  }
   const text = wantsPretty(request) ? JSON.stringify(body, null, 2) : `${JSON.stringify(body)}\n`;
   return reply
     .code(code)

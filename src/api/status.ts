@@ -30,7 +30,9 @@ export function statusBody(code: number, reason: StatusReason | undefined, messa
  * unexpected failure, answered as a generic 500 so no stack trace or internal detail leaks.
  */
 export function toStatus(err: unknown): StatusBody {
-  if (err instanceof AdapterError) return statusBody(err.code, err.reason, err.message);
+  if (err instanceof AdapterError) {
+    return statusBody(err.code, err.reason, err.message, err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : undefined);
+  }
   return statusBody(500, 'InternalError', 'Internal error occurred: the adapter failed unexpectedly; see its log for details');
 }
 

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { createLogger } from '../logging.ts';
+import { SHUTDOWN_GRACE_MS } from '../api/app.ts';
 import { startServer } from '../server.ts';
 import { ConfigError } from '../errors.ts';
 import { addServeFlags, toServeOptions } from './serve-options.ts';
@@ -35,8 +36,9 @@ export function buildProgram(): Command {
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal }, 'shutting down: finishing in-flight requests');
-      const force = setTimeout(() => process.exit(1), 10_000);
+      log.info({ signal, graceSeconds: SHUTDOWN_GRACE_MS / 1000 }, 'shutting down: no new connections; finishing in-flight requests');
+      // close() itself gives up on stragglers after the grace period; this only catches a shutdown that hangs.
+      const force = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS + 5_000);
       force.unref();
       server.close().then(
         () => {

@@ -15,6 +15,9 @@ export interface ServeOptions {
   prometheusHeaders: Record<string, string>;
   queryCacheTtlMs: number;
   queryCacheSize: number;
+  prometheusMaxConcurrentQueries: number;
+  prometheusMaxQueuedQueries: number;
+  maxObjectsPerRequest: number;
   relistIntervalMs: number;
   objectSource: 'kubernetes' | 'prometheus';
   kubeconfig?: string;
@@ -40,6 +43,9 @@ export interface ServeOptions {
   authorizedCacheTtlMs: number;
   unauthorizedCacheTtlMs: number;
   tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
+  disableHttp2: boolean;
+  /** 0 means Go's default (250), as in k8s.io/apiserver. */
+  http2MaxStreamsPerConnection: number;
   /** Series discovery lookback; defaults to relistIntervalMs. */
   metricsMaxAgeMs: number;
   prometheusAuthInCluster: boolean;
@@ -85,8 +91,6 @@ const COMPATIBILITY_FLAGS: readonly (readonly [string, boolean, string])[] = [
   ['--discovery-interval', true, 'API discovery is refreshed every --metrics-relist-interval'],
   ['--client-qps', true, 'label selectors are answered from watch caches, not per-request LISTs'],
   ['--client-burst', true, 'label selectors are answered from watch caches, not per-request LISTs'],
-  ['--disable-http2', false, 'this version serves HTTP/1.1 only'],
-  ['--http2-max-streams-per-connection', true, 'this version serves HTTP/1.1 only'],
   ['--tls-cipher-suites', true, "Node's TLS 1.2+ cipher list is used"],
   ['--tls-sni-cert-key', true, 'one serving certificate is used for every name'],
   ['--permit-port-sharing', false, 'not supported'],
@@ -128,6 +132,9 @@ export function addServeFlags(cmd: Command): Command {
     .addOption(new Option('--prometheus-header <name=value>', 'extra header on every Prometheus request (repeatable), e.g. X-Scope-OrgID=team-a').default({}, 'none').argParser(collectHeader))
     .addOption(new Option('--query-cache-ttl <duration>', 'reuse a query result for this long; 0 disables the cache (identical concurrent queries are still merged)').default(5_000, '5s').argParser(duration('--query-cache-ttl')))
     .addOption(new Option('--query-cache-size <n>', 'most query results kept in the cache').default(1000).argParser(integer('--query-cache-size', 1, 10_000_000)))
+    .addOption(new Option('--prometheus-max-concurrent-queries <n>', 'most Prometheus requests (queries and series) in flight at once').default(16).argParser(integer('--prometheus-max-concurrent-queries', 1, 10_000)))
+    .addOption(new Option('--prometheus-max-queued-queries <n>', 'most Prometheus requests waiting for a free slot; beyond that requests fail at once with 503 and Retry-After (waiting counts against --prometheus-timeout)').default(256).argParser(integer('--prometheus-max-queued-queries', 0, 1_000_000)))
+    .addOption(new Option('--max-objects-per-request <n>', 'most objects one * read or metrics.k8s.io list may cover; larger selections are refused with 400 asking for a narrower selector').default(10_000).argParser(integer('--max-objects-per-request', 1, 10_000_000)))
     .addOption(new Option('--metrics-relist-interval <duration>', 'how often API discovery (resource names, CRDs) is refreshed').default(600_000, '10m').argParser(duration('--metrics-relist-interval')))
     .addOption(new Option('--object-source <source>', 'where label-selector lookups find objects: the Kubernetes API (watch caches), or kube-state-metrics series in Prometheus (no cluster needed)').choices(['kubernetes', 'prometheus']).default('kubernetes'))
     .addOption(new Option('--kubeconfig <file>', 'kubeconfig for the Kubernetes API; default: in-cluster service account'))
@@ -157,6 +164,8 @@ export function addServeFlags(cmd: Command): Command {
     .addOption(new Option('--anonymous-auth <bool>', 'treat requests without credentials as system:anonymous (authorization still applies)').default(true).argParser(boolean))
     .addOption(new Option('--authorization-always-allow-paths <paths>', 'paths served without authorization (comma-separated)').default(['/healthz', '/readyz', '/livez'], '/healthz,/readyz,/livez').argParser(list))
     .addOption(new Option('--tls-min-version <version>', 'oldest TLS version served').choices(['VersionTLS12', 'VersionTLS13']).default('VersionTLS12'))
+    .addOption(new Option('--disable-http2 [bool]', 'serve HTTP/1.1 only; by default HTTP/2 is offered too (ALPN h2), which kube-apiserver\'s aggregator uses').default(false).argParser(boolean))
+    .addOption(new Option('--http2-max-streams-per-connection <n>', 'streams one HTTP/2 connection may have open at once; 0 means Go\'s default, 250').default(0).argParser(integer('--http2-max-streams-per-connection', 0, 2 ** 31 - 1)))
     .addOption(new Option('--metrics-max-age <duration>', 'how far back series discovery looks (/api/v1/series start); must be at least --metrics-relist-interval').default(0, 'the relist interval').argParser(duration('--metrics-max-age')))
     .addOption(new Option('--prometheus-auth-incluster [bool]', "authenticate to Prometheus with the pod's service account token and CA").default(false).argParser(boolean))
     .addOption(new Option('--prometheus-auth-config <kubeconfig>', "authenticate to Prometheus with this kubeconfig's current user (token, token file or client certificate) and cluster CA"))
@@ -178,6 +187,9 @@ export function toServeOptions(o: Record<string, unknown>): ServeOptions {
     prometheusHeaders: o.prometheusHeader as Record<string, string>,
     queryCacheTtlMs: o.queryCacheTtl as number,
     queryCacheSize: o.queryCacheSize as number,
+    prometheusMaxConcurrentQueries: o.prometheusMaxConcurrentQueries as number,
+    prometheusMaxQueuedQueries: o.prometheusMaxQueuedQueries as number,
+    maxObjectsPerRequest: o.maxObjectsPerRequest as number,
     relistIntervalMs: o.metricsRelistInterval as number,
     objectSource: o.objectSource as 'kubernetes' | 'prometheus',
     bindAddress: o.bindAddress as string,
@@ -193,6 +205,8 @@ export function toServeOptions(o: Record<string, unknown>): ServeOptions {
     authorizedCacheTtlMs: o.authorizationWebhookCacheAuthorizedTtl as number,
     unauthorizedCacheTtlMs: o.authorizationWebhookCacheUnauthorizedTtl as number,
     tlsMinVersion: o.tlsMinVersion === 'VersionTLS13' ? 'TLSv1.3' : 'TLSv1.2',
+    disableHttp2: o.disableHttp2 === true,
+    http2MaxStreamsPerConnection: o.http2MaxStreamsPerConnection as number,
     metricsMaxAgeMs: (o.metricsMaxAge as number) || (o.metricsRelistInterval as number),
     prometheusAuthInCluster: o.prometheusAuthIncluster === true,
     anonymousAuth: o.anonymousAuth as boolean,

@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from 'node:tls';
-import { AuthenticationV1Api, AuthorizationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AuthenticationV1Api, AuthorizationV1Api, CoreV1Api, ListWatch, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import type { FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
@@ -30,11 +30,12 @@ export interface AuthenticationConfig {
 }
 
 export interface Guard {
-  /** Trust anchors for client certificates, for the TLS server's `ca` option. */
-  readonly clientCaPem?: string;
+  /** Trust anchors for client certificates, for the TLS server's `ca` option; follows the ConfigMap. */
+  readonly clientCaPem: string | undefined;
   /** Authenticates and authorizes; returns the user's name or throws a 401/403/500 AdapterError. */
   check(request: FastifyRequest): Promise<string>;
-  attach(app: { server: unknown }): void;
+  /** Called after `clientCaPem` changed, so the TLS server can trust the new CAs on new connections. */
+  onClientCaChange(listener: (clientCaPem: string | undefined) => void): void;
   stop(): Promise<void>;
 }
 
@@ -57,10 +58,16 @@ function jsonList(value: string | undefined): string[] | undefined {
   return Array.isArray(parsed) ? parsed.map(String) : undefined;
 }
 
+const AUTH_CONFIGMAP_NAMESPACE = 'kube-system';
+const AUTH_CONFIGMAP_NAME = 'extension-apiserver-authentication';
+
 /** Reads kube-system/extension-apiserver-authentication, which kube-apiserver writes for aggregated servers. */
 export async function readAuthenticationConfigMap(kc: KubeConfig): Promise<AuthenticationConfig> {
-  const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'extension-apiserver-authentication', namespace: 'kube-system' });
-  const d = cm.data ?? {};
+  const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: AUTH_CONFIGMAP_NAME, namespace: AUTH_CONFIGMAP_NAMESPACE });
+  return authenticationConfigFromData(cm.data ?? {});
+}
+
+export function authenticationConfigFromData(d: Readonly<Record<string, string>>): AuthenticationConfig {
   return {
     ...(d['requestheader-client-ca-file'] ? { requestheaderCaPem: d['requestheader-client-ca-file'] } : {}),
     requestheaderAllowedNames: jsonList(d['requestheader-allowed-names']) ?? [],
@@ -137,6 +144,7 @@ export class DelegatedAuth {
    */
   async authenticate(request: FastifyRequest): Promise<UserInfo> {
     let failed = false;
+    // Under HTTP/2 this is Node's proxy onto the session's TLS socket, so the peer certificate is the connection's.
     const socket = request.raw.socket as TLSSocket;
     const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(true) : undefined;
     if (peer && Object.keys(peer).length > 0) {
@@ -364,37 +372,114 @@ export async function createDelegatedGuard(options: ServeOptions, log: Logger): 
     options,
     log,
   );
-  let server: { setSecureContext?: (o: object) => void } | undefined;
-  let tlsOptions: object = {};
+  const listeners: ((clientCaPem: string | undefined) => void)[] = [];
+  const apply = (config: AuthenticationConfig, source: string): void => {
+    const before = auth.trustAnchorsPem;
+    if (!auth.updateConfig(config)) return;
+    const casChanged = auth.trustAnchorsPem !== before;
+    log.info({ source, clientCasChanged: casChanged }, 'extension-apiserver-authentication changed; authentication follows it');
+    if (casChanged) for (const l of listeners) l(auth.trustAnchorsPem);
+  };
+  // The watch reacts within moments of a CA rotation; the slow poll stays as a safety net for a watch that is
+  // broken in a way no error reports (and for clusters whose RBAC allows only get).
   const timer = options.authenticationSkipLookup
     ? undefined
     : setInterval(() => {
         lookup()
-          .then((config) => {
-            if (auth.updateConfig(config)) {
-              log.info('extension-apiserver-authentication changed; reloading client certificate authorities');
-              server?.setSecureContext?.({ ...tlsOptions, ca: auth.trustAnchorsPem });
-            }
-          })
+          .then((config) => apply(config, 'poll'))
           .catch((err: Error) => log.warn({ err: err.message }, 'cannot refresh extension-apiserver-authentication; keeping the last one'));
       }, 60_000);
   timer?.unref();
+  const watcher = options.authenticationSkipLookup
+    ? undefined
+    : new AuthenticationConfigMapWatch(authnKc, log, (data) => {
+        try {
+          apply(fromFlags(authenticationConfigFromData(data)), 'watch');
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'cannot apply the changed extension-apiserver-authentication; keeping the last one');
+        }
+      });
   const guard: Guard = {
-    ...(auth.trustAnchorsPem ? { clientCaPem: auth.trustAnchorsPem } : {}),
+    get clientCaPem() {
+      return auth.trustAnchorsPem;
+    },
     async check(request) {
       const user = await auth.authenticate(request);
       request.log.trace({ user: user.name, groups: user.groups }, 'authenticated');
       await auth.authorize(request, user);
       return user.name;
     },
-    attach(app) {
-      server = app.server as typeof server;
-      const s = app.server as { key?: unknown; cert?: unknown };
-      tlsOptions = { key: s.key, cert: s.cert, minVersion: options.tlsMinVersion ?? 'TLSv1.2' };
+    onClientCaChange(listener) {
+      listeners.push(listener);
     },
     async stop() {
       if (timer) clearInterval(timer);
+      await watcher?.stop();
     },
   };
   return guard;
+}
+
+/**
+ * List+watch of the one ConfigMap (fieldSelector on its name, which the built-in Role
+ * extension-apiserver-authentication-reader allows). client-node's informer stops for good on any error but
+ * 410, so it is restarted here with backoff; a 403 means RBAC allows only get, and the poll carries on alone.
+ */
+class AuthenticationConfigMapWatch {
+  readonly #informer: ListWatch<V1ConfigMap>;
+  readonly #log: Logger;
+  #stopped = false;
+  #backoffMs = 1000;
+  #starting: Promise<void>;
+
+  constructor(kc: KubeConfig, log: Logger, onData: (data: Record<string, string>) => void) {
+    this.#log = log;
+    const fieldSelector = `metadata.name=${AUTH_CONFIGMAP_NAME}`;
+    const core = kc.makeApiClient(CoreV1Api);
+    this.#informer = new ListWatch<V1ConfigMap>(
+      `/api/v1/namespaces/${AUTH_CONFIGMAP_NAMESPACE}/configmaps`,
+      new Watch(kc),
+      () => core.listNamespacedConfigMap({ namespace: AUTH_CONFIGMAP_NAMESPACE, fieldSelector }),
+      false,
+      undefined,
+      fieldSelector,
+    );
+    const changed = (cm: V1ConfigMap): void => {
+      this.#backoffMs = 1000;
+      if (cm.metadata?.name === AUTH_CONFIGMAP_NAME) onData(cm.data ?? {});
+    };
+    this.#informer.on('add', changed);
+    this.#informer.on('update', changed);
+    this.#informer.on('delete', () => {
+      log.warn(`${AUTH_CONFIGMAP_NAMESPACE}/${AUTH_CONFIGMAP_NAME} was deleted; authentication keeps its last contents`);
+    });
+    this.#informer.on('error', (err: unknown) => this.#failed(err));
+    this.#starting = this.#informer.start();
+  }
+
+  #failed(err: unknown): void {
+    if (this.#stopped || (err as Error)?.name === 'AbortError') return;
+    const e = err as { message?: string; code?: number; statusCode?: number };
+    const status = e?.code ?? e?.statusCode;
+    if (status === 403) {
+      this.#log.warn(
+        `not allowed to watch ${AUTH_CONFIGMAP_NAMESPACE}/${AUTH_CONFIGMAP_NAME}; changes are picked up by polling every 60 s (grant list and watch, as the Role extension-apiserver-authentication-reader does)`,
+      );
+      return;
+    }
+    const delay = this.#backoffMs;
+    this.#backoffMs = Math.min(this.#backoffMs * 2, 30_000);
+    this.#log.warn({ err: e?.message?.split('\n')[0] ?? String(err) }, `watch of ${AUTH_CONFIGMAP_NAMESPACE}/${AUTH_CONFIGMAP_NAME} failed; retrying in ${delay} ms`);
+    setTimeout(() => {
+      if (!this.#stopped) this.#starting = this.#informer.start();
+    }, delay).unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#informer.stop();
+    // A start() still listing when stop() ran would open its watch afterwards: stop it again once it settles.
+    await this.#starting.catch(() => undefined);
+    await this.#informer.stop();
+  }
 }

@@ -1,18 +1,19 @@
 import type { Logger } from 'pino';
-import { AdapterError, NotFoundError, InternalError } from '../errors.ts';
+import { AdapterError, BadRequestError, NotFoundError, InternalError } from '../errors.ts';
 import type { ObjectSource } from '../kubernetes/object-source.ts';
 import type { EngineResult, QueryEngine } from '../prometheus/query-engine.ts';
 import type { MetricRegistry, RegisteredMetric, ResourceResolver } from '../rules/registry.ts';
 import { renderRuleQuery } from '../rules/render-query.ts';
 import { selectorToString, type Selector } from '../rules/selector.ts';
 import { groupResourceString, type ResourceInfo } from '../rules/well-known-resources.ts';
-import type {
-  CustomMetricInfo,
-  CustomMetricsProvider,
-  MetricRequestInfo,
-  MetricValue,
-  ObjectName,
-  ObjectReference,
+import {
+  DEFAULT_MAX_OBJECTS_PER_REQUEST,
+  type CustomMetricInfo,
+  type CustomMetricsProvider,
+  type MetricRequestInfo,
+  type MetricValue,
+  type ObjectName,
+  type ObjectReference,
 } from './types.ts';
 
 export interface CustomProviderDeps {
@@ -21,6 +22,8 @@ export interface CustomProviderDeps {
   readonly objects: ObjectSource;
   readonly engine: QueryEngine;
   readonly log: Logger;
+  /** Most objects one `*` read may cover (--max-objects-per-request). */
+  readonly maxObjectsPerRequest?: number;
 }
 
 /** Custom metrics computed from rule queries, joined with the object set from the object source. */
@@ -82,6 +85,15 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     }
     const names = await this.#deps.objects.listNames(resource, ns, objectSelector);
     if (names.length === 0) return [];
+    const max = this.#deps.maxObjectsPerRequest ?? DEFAULT_MAX_OBJECTS_PER_REQUEST;
+    if (names.length > max) {
+      // Refused before any query: the answer would be as large as the selection, and one HPA never needs this many.
+      throw new BadRequestError(
+        `${names.length} ${groupResourceString(resource)}${ns !== null ? ` in namespace ${ns}` : ''} match ` +
+          `${objectSelector.length ? `labelSelector ${selectorToString(objectSelector)}` : 'the request (no labelSelector)'}, more than the ` +
+          `${max} objects one request may cover (--max-objects-per-request): narrow the labelSelector, or ask for objects by name`,
+      );
+    }
     const result = await this.#run(entry, {
       namespace: ns,
       names: rule.queryScope === 'objects' ? names : null,
@@ -115,7 +127,7 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     } catch (err) {
       if (err instanceof AdapterError) {
         // Same status, with the rule named so users know which part of their config to look at.
-        const wrapped = new AdapterError(err.code, err.reason, `${err.message}; rule ${entry.rule.origin}`, { cause: err });
+        const wrapped = err.withContext(`rule ${entry.rule.origin}`);
         this.#deps.log.warn({ rule: entry.rule.origin, query, err: err.message }, 'prometheus query failed');
         throw wrapped;
       }

@@ -83,7 +83,7 @@ export class PrometheusExternalMetricsProvider implements ExternalMetricsProvide
       if (err instanceof AdapterError) {
         this.#deps.log.warn({ rule: rule.origin, query, err: err.message }, 'prometheus query failed');
         // Same status, with the rule named so users know which part of their config to look at.
-        throw new AdapterError(err.code, err.reason, `${err.message}; rule ${rule.origin}`, { cause: err });
+        throw err.withContext(`rule ${rule.origin}`);
       }
       throw err;
     }

@@ -1,4 +1,4 @@
-import { AdapterError } from '../errors.ts';
+import { AdapterError, BadRequestError } from '../errors.ts';
 import { labelForResource } from '../rules/series-naming.ts';
 import type { ResourceAssociation, ResourceMetricRule, ResourceRules } from '../config/model.ts';
 import type { ObjectMeta, ObjectSource } from '../kubernetes/object-source.ts';
@@ -6,9 +6,10 @@ import type { EngineResult, QueryEngine } from '../prometheus/query-engine.ts';
 import type { Sample } from '../prometheus/http-client.ts';
 import { assertLabelName } from '../rules/escape.ts';
 import { namesToMatcher } from '../rules/matchers.ts';
-import type { Selector } from '../rules/selector.ts';
+import { selectorToString, type Selector } from '../rules/selector.ts';
 import { WELL_KNOWN_RESOURCES, type ResourceInfo } from '../rules/well-known-resources.ts';
 import { MAX_QUANTITY_MAGNITUDE } from '../api/quantity.ts';
+import { DEFAULT_MAX_OBJECTS_PER_REQUEST } from './types.ts';
 
 /** Usage of one container; cpu in cores, memory in bytes. */
 export interface ContainerUsage {
@@ -57,6 +58,8 @@ export interface ResourceProviderDeps {
   readonly maxNamesPerQuery?: number;
   /** Most Prometheus queries in flight for one request; a cluster-wide list touches every namespace. */
   readonly maxConcurrentQueries?: number;
+  /** Most pods or nodes one list may cover (--max-objects-per-request). */
+  readonly maxObjectsPerRequest?: number;
 }
 
 /** Keeps only the objects a request selects beyond namespace, label selector and name (field selectors). */
@@ -179,6 +182,7 @@ export class ResourceMetricsProvider implements ResourceMetricsSource {
   readonly #memory: ResolvedRule;
   readonly #maxNames: number;
   readonly #maxConcurrent: number;
+  readonly #maxObjects: number;
 
   /** Throws when the rules name no label for namespaces, pods or nodes: that is a config error, found at start-up. */
   constructor(deps: ResourceProviderDeps) {
@@ -187,6 +191,7 @@ export class ResourceMetricsProvider implements ResourceMetricsSource {
     this.#memory = resolveRule(deps.rules.origin, 'memory', deps.rules.memory);
     this.#maxNames = Math.max(1, deps.maxNamesPerQuery ?? DEFAULT_MAX_NAMES_PER_QUERY);
     this.#maxConcurrent = Math.max(1, deps.maxConcurrentQueries ?? DEFAULT_MAX_CONCURRENT_QUERIES);
+    this.#maxObjects = Math.max(1, deps.maxObjectsPerRequest ?? DEFAULT_MAX_OBJECTS_PER_REQUEST);
   }
 
   get windowSeconds(): number {
@@ -201,6 +206,7 @@ export class ResourceMetricsProvider implements ResourceMetricsSource {
     let pods = await this.#deps.objects.list(PODS, namespace, selector);
     if (name !== undefined) pods = pods.filter((p) => p.name === name);
     if (filter) pods = pods.filter(filter);
+    this.#checkSize(pods.length, 'pods', namespace, selector);
     const byNamespace = new Map<string, ObjectMeta[]>();
     for (const pod of pods) {
       let list = byNamespace.get(pod.namespace);
@@ -221,9 +227,22 @@ export class ResourceMetricsProvider implements ResourceMetricsSource {
     let nodes = await this.#deps.objects.list(NODES, null, selector);
     if (name !== undefined) nodes = nodes.filter((n) => n.name === name);
     if (filter) nodes = nodes.filter(filter);
+    this.#checkSize(nodes.length, 'nodes', null, selector);
     const tasks = chunk(nodes, this.#maxNames).map((part) => () => this.#nodeChunk(part));
     const results = await runLimited(tasks, Math.max(1, Math.floor(this.#maxConcurrent / 2)));
     return results.flat().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Refuses a list before any query when it selects more objects than one request may cover. */
+  #checkSize(count: number, what: 'pods' | 'nodes', namespace: string | null, selector: Selector): void {
+    const max = this.#maxObjects;
+    if (count <= max) return;
+    const where = what === 'nodes' ? '' : namespace === null ? ' in all namespaces' : ` in namespace ${namespace}`;
+    throw new BadRequestError(
+      `${count} ${what}${where} match ${selector.length ? `labelSelector ${selectorToString(selector)}` : 'the request (no labelSelector)'}, ` +
+        `more than the ${max} objects one request may cover (--max-objects-per-request): narrow the labelSelector or fieldSelector` +
+        `${what === 'pods' && namespace === null ? ', or list one namespace at a time' : ''}`,
+    );
   }
 
   async #podChunk(namespace: string, pods: readonly ObjectMeta[]): Promise<PodMetricsItem[]> {
@@ -360,7 +379,7 @@ export class ResourceMetricsProvider implements ResourceMetricsSource {
       if (err instanceof AdapterError) {
         // Same status, with the rule named so users know which part of their config to look at.
         this.#deps.log.warn({ rule: origin, query, err: err.message }, 'prometheus query failed');
-        throw new AdapterError(err.code, err.reason, `${err.message}; rule ${origin}`, { cause: err });
+        throw err.withContext(`rule ${origin}`);
       }
       throw err;
     }

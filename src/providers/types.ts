@@ -1,5 +1,8 @@
 import type { Selector } from '../rules/selector.ts';
 
+/** --max-objects-per-request: most objects one `*` read or metrics.k8s.io list may cover. */
+export const DEFAULT_MAX_OBJECTS_PER_REQUEST = 10_000;
+
 /**
  * The provider seam of custom-metrics-apiserver: the HTTP layer calls these three methods and
  * knows nothing about Prometheus; providers know nothing about HTTP or wire versions.

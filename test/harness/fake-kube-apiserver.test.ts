@@ -507,6 +507,32 @@ describe('fake kube-apiserver: delegated authentication and authorization endpoi
     assert.deepEqual(names((await core.listNamespacedConfigMap({ namespace: 'kube-system' })).items), ['extension-apiserver-authentication']);
   });
 
+  it('a ListWatch with a metadata.name fieldSelector follows that one ConfigMap (how adapters watch extension-apiserver-authentication)', async (t) => {
+    const { fake, kc, core } = await startFake(t);
+    fake.setAuthenticationConfigMap({ 'client-ca-file': 'v1' });
+    fake.setConfigMap('kube-system', 'other', { a: '1' });
+    const fieldSelector = 'metadata.name=extension-apiserver-authentication';
+    const inf = new k8s.ListWatch<k8s.V1ConfigMap>(
+      '/api/v1/namespaces/kube-system/configmaps',
+      new k8s.Watch(kc),
+      () => core.listNamespacedConfigMap({ namespace: 'kube-system', fieldSelector }),
+      false,
+      undefined,
+      fieldSelector,
+    );
+    const seen: string[] = [];
+    inf.on('add', (cm) => seen.push(`add ${cm.metadata?.name} ${cm.data?.['client-ca-file'] ?? cm.data?.a}`));
+    inf.on('update', (cm) => seen.push(`update ${cm.metadata?.name} ${cm.data?.['client-ca-file'] ?? cm.data?.a}`));
+    inf.on('error', () => undefined);
+    deferCleanup(t, () => inf.stop());
+    await inf.start();
+    assert.equal(fake.requests.find((r) => r.verb === 'watch')?.query['fieldSelector'], fieldSelector);
+    fake.setConfigMap('kube-system', 'other', { a: '2' });
+    fake.setAuthenticationConfigMap({ 'client-ca-file': 'v2' });
+    await eventually('the update of the watched ConfigMap', () => seen.length === 2);
+    assert.deepEqual(seen, ['add extension-apiserver-authentication v1', 'update extension-apiserver-authentication v2']);
+  });
+
   it('answers TokenReview from the token table and records each review', async (t) => {
     const { fake, kc } = await startFake(t);
     const authn = kc.makeApiClient(k8s.AuthenticationV1Api);

@@ -10,6 +10,9 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { httpsGet } from '../harness/https-get.ts';
+import { connectHttp2, http2Get, http2Request } from '../harness/http2-client.ts';
+import { connect as tlsConnect } from 'node:tls';
+import { connect as http2Connect, type Settings } from 'node:http2';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -98,6 +101,38 @@ function get(
     ...(opts.cert ? { cert: opts.cert.certPem, key: opts.cert.keyPem } : {}),
     headers: opts.headers ?? {},
   });
+}
+
+/** The same request as get(), over HTTP/2 on a session of its own. */
+function get2(
+  server: RunningServer,
+  pki: Pki,
+  urlPath: string,
+  opts: { cert?: CertificateAndKey; headers?: Record<string, string | string[]>; method?: string } = {},
+) {
+  return http2Get(`${server.url}${urlPath}`, {
+    ca: pki.servingCa.certPem,
+    ...(opts.cert ? { cert: opts.cert.certPem, key: opts.cert.keyPem } : {}),
+    headers: opts.headers ?? {},
+    method: opts.method ?? 'GET',
+  });
+}
+
+/** The protocol the server picks when a client offers both, as Go's HTTP client does. */
+function negotiatedProtocol(server: RunningServer, pki: Pki): Promise<string | false | null> {
+  const u = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: u.hostname, port: Number(u.port), ca: pki.servingCa.certPem, ALPNProtocols: ['h2', 'http/1.1'] }, () => {
+      resolve(socket.alpnProtocol);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+}
+
+/** `n` group names of about 40 bytes each. */
+function manyGroups(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `system:serviceaccounts:namespace-number-${i}`);
 }
 
 async function startAdapter(fake: FakeKubeApiServer, pki: Pki, dir: string, overrides: Partial<ServeOptions> = {}): Promise<RunningServer> {
@@ -433,6 +468,122 @@ describe('delegated authentication and authorization (adapter against the FAKE k
       }
       const again = await get(adapter, pki, metricPath('outage_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'gina' } });
       assert.equal(again.status, 404, again.text);
+    });
+  });
+
+  describe('over HTTP/2 (node:http2 client), as kube-apiserver\'s aggregator connects', () => {
+    const proxied = { 'X-Remote-User': 'h2-alice', 'X-Remote-Group': ['team-a', 'oncall'], 'X-Remote-Extra-Scopes': 'metrics-read' };
+
+    it('a client offering h2 and http/1.1 gets h2', async () => {
+      assert.equal(await negotiatedProtocol(adapter, pki), 'h2');
+    });
+
+    it('front proxy: the certificate and every X-Remote-* header reach the SubjectAccessReview', async () => {
+      const res = await get2(adapter, pki, metricPath('h2_fp_allowed_metric'), { cert: pki.frontProxy, headers: proxied });
+      assert.equal(res.alpnProtocol, 'h2');
+      assert.equal(res.status, 404, res.text);
+      const sar = sarsFor(fake, 'h2-alice').at(-1);
+      assert.deepEqual(sar?.groups, ['team-a', 'oncall', 'system:authenticated']);
+      assert.deepEqual(sar?.extra, { scopes: ['metrics-read'] });
+      assert.deepEqual(compact(sar?.resourceAttributes), podMetricAttributes('h2_fp_allowed_metric'));
+      const denied = await get2(adapter, pki, metricPath('h2_fp_denied_metric'), { cert: pki.frontProxy, headers: proxied });
+      assert.equal(denied.status, 403, denied.text);
+      assert.equal((denied.json as { message: string }).message, forbiddenText('h2-alice', 'h2_fp_denied_metric'));
+    });
+
+    it('concurrent requests of different users on one session are each authenticated from their own headers', async () => {
+      const session = await connectHttp2(adapter.url, { ca: pki.servingCa.certPem, cert: pki.frontProxy.certPem, key: pki.frontProxy.keyPem });
+      try {
+        const users = ['h2-u0', 'h2-u1', 'h2-u2', 'h2-u3', 'h2-u4'];
+        const results = await Promise.all(
+          users.map((u) => http2Request(session, metricPath(`h2_mux_${u.slice(-1)}_metric`), { 'x-remote-user': u, 'x-remote-group': `group-of-${u}` })),
+        );
+        assert.deepEqual(results.map((r) => r.status), [404, 404, 404, 404, 404]);
+        for (const u of users) {
+          const sar = sarsFor(fake, u);
+          assert.equal(sar.length, 1, u);
+          assert.deepEqual(sar[0]!.groups, [`group-of-${u}`, 'system:authenticated']);
+          assert.equal(sar[0]!.resourceAttributes?.subresource, `h2_mux_${u.slice(-1)}_metric`);
+        }
+      } finally {
+        session.close();
+      }
+    });
+
+    it('a user in 1000 groups (beyond Node\'s defaults of 128 HTTP/2 header pairs and 16 KiB of HTTP/1.1 headers), over both protocols', async () => {
+      const groups = manyGroups(1000);
+      const h2 = await get2(adapter, pki, metricPath('many_groups_h2_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'h2-groupie', 'X-Remote-Group': groups } });
+      assert.equal(h2.status, 404, h2.text);
+      assert.deepEqual(sarsFor(fake, 'h2-groupie').at(-1)?.groups, [...groups, 'system:authenticated']);
+      const h1 = await get(adapter, pki, metricPath('many_groups_h1_metric'), { cert: pki.frontProxy, headers: { 'X-Remote-User': 'h1-groupie', 'X-Remote-Group': groups } });
+      assert.equal(h1.status, 404, h1.text);
+      assert.deepEqual(sarsFor(fake, 'h1-groupie').at(-1)?.groups, [...groups, 'system:authenticated']);
+    });
+
+    it('x509 client certificate: user = CN, groups = O', async () => {
+      const res = await get2(adapter, pki, metricPath('h2_x509_metric'), { cert: pki.bob, headers: { 'X-Remote-User': 'admin' } });
+      assert.equal(res.status, 404, res.text);
+      assert.equal(fake.sarRequests().at(-1)?.user, 'bob');
+      assert.deepEqual(fake.sarRequests().at(-1)?.groups, ['team-b', 'system:authenticated']);
+    });
+
+    it('spoofed headers without a certificate are anonymous; with an untrusted certificate they are 401', async () => {
+      const headers = { 'X-Remote-User': 'admin', 'X-Remote-Group': 'system:masters' };
+      const anonymous = await get2(adapter, pki, metricPath('h2_spoof_denied_metric'), { headers });
+      assert.equal(anonymous.status, 403, anonymous.text);
+      assert.equal((anonymous.json as { message: string }).message, forbiddenText('system:anonymous', 'h2_spoof_denied_metric'));
+      const untrusted = await get2(adapter, pki, metricPath('h2_untrusted_metric'), { cert: pki.untrusted, headers });
+      assert.equal(untrusted.status, 401, untrusted.text);
+      assert.deepEqual(untrusted.json, UNAUTHORIZED);
+      assert.equal(sarsFor(fake, 'admin').length, 0);
+    });
+
+    it('bearer tokens work over HTTP/2', async () => {
+      const res = await get2(adapter, pki, metricPath('h2_token_metric'), { headers: { Authorization: 'Bearer hpa-token' } });
+      assert.equal(res.status, 404, res.text);
+      assert.equal(fake.sarRequests().at(-1)?.user, 'system:serviceaccount:kube-system:horizontal-pod-autoscaler');
+    });
+  });
+
+  describe('--disable-http2 and --http2-max-streams-per-connection', () => {
+    let h1only: RunningServer;
+    let fewStreams: RunningServer;
+    before(async () => {
+      h1only = await startAdapter(fake, pki, dir, { disableHttp2: true });
+      fewStreams = await startAdapter(fake, pki, dir, { http2MaxStreamsPerConnection: 7 });
+    });
+    after(async () => {
+      await h1only?.close();
+      await fewStreams?.close();
+    });
+
+    it('the stream limit is announced to HTTP/2 clients: 250 (Go\'s default) unless the flag says otherwise', async () => {
+      for (const [server, expected] of [[adapter, 250], [fewStreams, 7]] as const) {
+        const session = http2Connect(server.url, { ca: pki.servingCa.certPem });
+        try {
+          const settings = await new Promise<Settings>((resolve, reject) => {
+            session.once('remoteSettings', resolve);
+            session.once('error', reject);
+          });
+          assert.equal(settings.maxConcurrentStreams, expected);
+        } finally {
+          session.close();
+        }
+      }
+    });
+
+    it('is a real flag, off by default, with Go\'s boolean spellings', () => {
+      assert.equal(parseServeArgs([]).disableHttp2, false);
+      assert.equal(parseServeArgs(['--disable-http2']).disableHttp2, true);
+      assert.equal(parseServeArgs(['--disable-http2=false']).disableHttp2, false);
+      assert.equal(parseServeArgs(['--http2-max-streams-per-connection=1000']).http2MaxStreamsPerConnection, 1000);
+    });
+
+    it('offers no h2: a client offering both gets HTTP/1.1, and an HTTP/2-only client cannot talk to it', async () => {
+      assert.notEqual(await negotiatedProtocol(h1only, pki), 'h2');
+      await assert.rejects(get2(h1only, pki, DISCOVERY, { cert: pki.frontProxy, headers: { 'X-Remote-User': 'h1-only' } }));
+      const res = await get(h1only, pki, DISCOVERY, { cert: pki.frontProxy, headers: { 'X-Remote-User': 'h1-only' } });
+      assert.equal(res.status, 200, res.text);
     });
   });
 

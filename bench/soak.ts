@@ -1,0 +1,856 @@
+/**
+ * Soak run: the packaged adapter (bin/prometheus-metrics-adapter.js, a separate process) under a steady load from
+ * autocannon for a bounded time, while the real Prometheus behind it is SIGKILLed at 40% of the run and replaced at
+ * 60%. Reports requests, errors by status inside and outside the outage, latency percentiles per phase, and the
+ * adapter's RSS (and, through bench/soak-probe.ts, its event-loop lag and heap) over time.
+ *
+ *   npm run bench:soak -- [--minutes 10] [--pods 200] [--connections 16] [--namespaces 4] [--grace 5] [--interval 10]
+ *                         [--no-probe] [--adapter-bin <path to another checkout's bin/prometheus-metrics-adapter.js>]
+ *
+ * Everything listens on 127.0.0.1: a real Prometheus with backfilled data, a FAKE Kubernetes API for the pod list,
+ * and a TCP proxy in front of Prometheus so that the replacement can come up on another port behind the address the
+ * adapter was started with. Exit code 0 when the run completes with the adapter alive, 1 if it died or the setup
+ * failed, 130 when interrupted. The report's checks (errors only in the outage, stable RSS) are printed, not enforced.
+ */
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { freeLoopbackPort, startPrometheus, type PrometheusProcess, type SeriesSpec, type StartPrometheusOptions } from '../src/demo/prometheus-process.ts';
+import { startFakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options
+
+function numberArg(name: string, def: number, min: number, max: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i === -1) return def;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isFinite(v) || v < min || v > max) {
+    console.error(`--${name} must be a number in [${min}, ${max}], got ${process.argv[i + 1]}`);
+    process.exit(2);
+  }
+  return v;
+}
+const MINUTES = numberArg('minutes', 10, 0.25, 240);
+const PODS = Math.floor(numberArg('pods', 200, 8, 20_000));
+const CONNECTIONS = Math.floor(numberArg('connections', 16, 1, 1024));
+const NAMESPACES = Math.floor(numberArg('namespaces', 4, 1, 50));
+const GRACE_S = numberArg('grace', 5, 0, 120);
+const INTERVAL_S = numberArg('interval', 10, 1, 600);
+const PROBE = !process.argv.includes('--no-probe');
+const binIndex = process.argv.indexOf('--adapter-bin');
+
+const RUN_MS = Math.round(MINUTES * 60_000);
+const KILL_AT_MS = Math.round(RUN_MS * 0.4);
+const RESTART_AT_MS = Math.round(RUN_MS * 0.6);
+const GRACE_MS = GRACE_S * 1000;
+// Setup (backfill, adapter start, cache sync) and teardown are a few seconds each; anything far beyond that is a hang.
+const HARD_DEADLINE_MS = RUN_MS + 5 * 60_000;
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+// Another checkout's launcher can be soaked instead, e.g. a build of a release tag next to the working tree.
+const BIN = binIndex === -1 ? path.join(REPO, 'bin', 'prometheus-metrics-adapter.js') : path.resolve(process.argv[binIndex + 1] ?? '');
+const PROBE_MODULE = path.join(REPO, 'bench', 'soak-probe.ts');
+
+const wallStart = Date.now();
+const stamp = (): string => new Date().toISOString().slice(11, 19);
+const say = (m: string): void => console.log(`${stamp()} ${m}`);
+
+// The adapter runs from dist/: a build older than the sources would soak yesterday's code without saying so.
+function staleBuildWarning(): string | null {
+  const root = path.dirname(path.dirname(BIN));
+  const built = path.join(root, 'dist', 'cli', 'main.js');
+  let builtAt: number;
+  try {
+    builtAt = statSync(built).mtimeMs;
+  } catch {
+    return 'dist/ is missing: run `npm run build` (npm run bench:soak builds first)';
+  }
+  const newer: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && statSync(p).mtimeMs > builtAt) newer.push(path.relative(root, p));
+    }
+  };
+  walk(path.join(root, 'src'));
+  return newer.length === 0 ? null : `${path.join(root, 'dist')} is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', ...' : ''}: the adapter under test is a stale build (npm run bench:soak builds first)`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Latency histogram: log buckets 1% wide from 1 µs, so memory stays constant however long the run and percentiles
+// are within 0.5% of the exact value.
+
+const BUCKETS = 2500;
+const LOG_RATIO = Math.log(1.01);
+
+class Histogram {
+  private readonly counts = new Float64Array(BUCKETS);
+  count = 0;
+  max = 0;
+
+  record(ms: number): void {
+    const us = Math.max(1, ms * 1000);
+    const i = Math.min(BUCKETS - 1, Math.floor(Math.log(us) / LOG_RATIO));
+    this.counts[i]! += 1;
+    this.count++;
+    if (ms > this.max) this.max = ms;
+  }
+
+  add(other: Histogram): void {
+    for (let i = 0; i < BUCKETS; i++) this.counts[i]! += other.counts[i]!;
+    this.count += other.count;
+    this.max = Math.max(this.max, other.max);
+  }
+
+  percentile(p: number): number {
+    if (this.count === 0) return Number.NaN;
+    const target = Math.max(1, Math.ceil((p / 100) * this.count));
+    let seen = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      seen += this.counts[i]!;
+      if (seen >= target) return Math.min(this.max, Math.exp((i + 0.5) * LOG_RATIO) / 1000);
+    }
+    return this.max;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request accounting
+
+type Phase = 'before' | 'down' | 'after';
+const PHASES: readonly Phase[] = ['before', 'down', 'after'];
+
+class Tally {
+  ok = 0;
+  /** sinceStart() of the first and last failure, to show how fast errors start and stop around the outage. */
+  firstErrorAt: number | null = null;
+  lastErrorAt: number | null = null;
+  /** Non-2xx HTTP statuses by code, and transport failures by error code ("ECONNRESET", "timeout"). */
+  readonly errors = new Map<string, number>();
+  readonly latency = new Histogram();
+
+  get total(): number {
+    let n = this.ok;
+    for (const v of this.errors.values()) n += v;
+    return n;
+  }
+
+  get errorCount(): number {
+    let n = 0;
+    for (const v of this.errors.values()) n += v;
+    return n;
+  }
+
+  error(key: string): void {
+    this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
+    const at = sinceStart();
+    this.firstErrorAt ??= at;
+    this.lastErrorAt = at;
+  }
+}
+
+const phaseTally: Record<Phase, Tally> = { before: new Tally(), down: new Tally(), after: new Tally() };
+let intervalTally = new Tally();
+
+/** Milliseconds since the load started; every timestamp of the run is on this clock. */
+let t0 = 0;
+const sinceStart = (): number => performance.now() - t0;
+let killedAt: number | null = null;
+let restoredAt: number | null = null;
+
+/** The down window runs from the SIGKILL to GRACE after the replacement answered /-/ready. */
+function phaseNow(): Phase {
+  if (killedAt === null) return 'before';
+  if (restoredAt === null || sinceStart() < restoredAt + GRACE_MS) return 'down';
+  return 'after';
+}
+
+function recordResponse(status: number, ms: number): void {
+  const tallies = [phaseTally[phaseNow()], intervalTally];
+  for (const t of tallies) {
+    if (status >= 200 && status < 300) t.ok++;
+    else t.error(String(status));
+    t.latency.record(ms);
+  }
+}
+
+function recordTransportError(err: unknown): void {
+  const e = err as { code?: string; message?: string };
+  const key = e.code ?? (e.message === 'request timed out' ? 'timeout' : (e.message ?? 'error'));
+  phaseTally[phaseNow()].error(key);
+  intervalTally.error(key);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Synthetic cluster: pods spread over namespaces, each with an app and a tier label, and three series per pod that
+// are pure functions of time, so the replacement Prometheus serves exactly the same answers.
+
+const APPS = ['web', 'api', 'worker', 'cache'] as const;
+const TIER: Record<(typeof APPS)[number], string> = { web: 'frontend', api: 'frontend', worker: 'backend', cache: 'backend' };
+interface Pod {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+}
+const pods: Pod[] = [];
+for (let i = 0; i < PODS; i++) {
+  const app = APPS[Math.floor(i / NAMESPACES) % APPS.length]!;
+  pods.push({ namespace: `soak-${i % NAMESPACES}`, name: `${app}-${i}`, labels: { app, tier: TIER[app] } });
+}
+
+const dataStart = Math.floor(Date.now() / 1000) - 1800;
+const series: SeriesSpec[] = [];
+pods.forEach((p, i) => {
+  const base = { namespace: p.namespace, pod: p.name };
+  series.push({ name: 'soak_cpu_seconds_total', type: 'counter', labels: { ...base, container: 'app' }, value: (t) => (0.05 + (i % 20) / 100) * (t - dataStart) });
+  series.push({ name: 'soak_memory_bytes', type: 'gauge', labels: { ...base, container: 'app' }, value: (t) => 2 ** 27 + i * 2 ** 20 + 2 ** 23 * Math.sin(t / 300 + i) });
+  series.push({ name: 'soak_http_requests_total', type: 'counter', labels: { ...base, code: '200' }, value: (t) => (1 + (i % 10)) * (t - dataStart) });
+});
+const prometheusOptions: StartPrometheusOptions = {
+  series,
+  fromSeconds: dataStart,
+  // Beyond the run plus setup, teardown and the 5m lookback, so no query ever falls off the end of the data.
+  toSeconds: Math.floor(Date.now() / 1000) + Math.ceil(HARD_DEADLINE_MS / 1000) + 3600,
+  stepSeconds: 15,
+};
+
+const RULES = `metrics:
+- name: cpu
+  resource: pods
+  windows: [1m]
+  query: sum by (<<.GroupBy>>) (rate(soak_cpu_seconds_total{<<.LabelMatchers>>}[<<.Window>>]))
+- name: memory_bytes
+  resource: pods
+  query: sum by (<<.GroupBy>>) (soak_memory_bytes{<<.LabelMatchers>>})
+- name: http_requests_per_second
+  resource: pods
+  windows: [1m]
+  query: sum by (<<.GroupBy>>) (rate(soak_http_requests_total{<<.LabelMatchers>>}[<<.Window>>]))
+- name: namespace_http_requests_per_second
+  resource: namespaces
+  objectLabel: namespace
+  windows: [1m]
+  query: sum by (<<.GroupBy>>) (rate(soak_http_requests_total{<<.LabelMatchers>>}[<<.Window>>]))
+`;
+
+const ns = (k: number): string => `soak-${k % NAMESPACES}`;
+const podsIn = (namespace: string, match: (p: Pod) => boolean = () => true): number => pods.filter((p) => p.namespace === namespace && match(p)).length;
+const firstPod = (namespace: string, app: string): string => pods.find((p) => p.namespace === namespace && p.labels['app'] === app)!.name;
+const V2 = '/apis/custom.metrics.k8s.io/v1beta2';
+const V1 = '/apis/custom.metrics.k8s.io/v1beta1';
+/** The request mix, with the item count each answer must have (checked once before the load starts). */
+const MIX: { path: string; items: number }[] = [
+  { path: `${V2}/namespaces/${ns(0)}/pods/*/cpu_1m?labelSelector=app%3Dweb`, items: podsIn(ns(0), (p) => p.labels['app'] === 'web') },
+  { path: `${V2}/namespaces/${ns(1)}/pods/*/cpu_1m?labelSelector=tier%3Dbackend`, items: podsIn(ns(1), (p) => p.labels['tier'] === 'backend') },
+  { path: `${V2}/namespaces/${ns(2)}/pods/*/memory_bytes?labelSelector=app%20in%20(web%2Capi)`, items: podsIn(ns(2), (p) => p.labels['app'] === 'web' || p.labels['app'] === 'api') },
+  { path: `${V2}/namespaces/${ns(3)}/pods/*/http_requests_per_second_1m`, items: podsIn(ns(3)) },
+  { path: `${V1}/namespaces/${ns(0)}/pods/*/http_requests_per_second_1m?labelSelector=app!%3Dcache`, items: podsIn(ns(0), (p) => p.labels['app'] !== 'cache') },
+  { path: `${V2}/namespaces/${ns(1)}/pods/${firstPod(ns(1), 'web')}/cpu_1m`, items: 1 },
+  { path: `${V2}/namespaces/${ns(2)}/pods/${firstPod(ns(2), 'worker')}/memory_bytes`, items: 1 },
+  { path: `${V1}/namespaces/${ns(3)}/pods/${firstPod(ns(3), 'api')}/http_requests_per_second_1m`, items: 1 },
+  { path: `${V2}/namespaces/${ns(1)}/metrics/namespace_http_requests_per_second_1m`, items: 1 },
+];
+
+// ---------------------------------------------------------------------------------------------------------------
+// TCP proxy: the adapter's --prometheus-url points here for the whole run; the upstream port changes when the
+// replacement Prometheus starts. While the upstream is dead, connections are accepted and then reset, which is what
+// a Service in front of a crashed Prometheus pod looks like to the adapter.
+
+interface Proxy {
+  port: number;
+  upstreamPort: number;
+  accepted: number;
+  upstreamFailures: number;
+  close(): Promise<void>;
+}
+
+async function startProxy(upstreamPort: number): Promise<Proxy> {
+  const sockets = new Set<net.Socket>();
+  const state = { upstreamPort, accepted: 0, upstreamFailures: 0 };
+  const server = net.createServer((client) => {
+    state.accepted++;
+    const upstream = net.connect(state.upstreamPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    let connected = false;
+    upstream.once('connect', () => {
+      connected = true;
+    });
+    const teardown = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    upstream.on('error', () => {
+      if (!connected) state.upstreamFailures++;
+      // resetAndDestroy makes the adapter see ECONNRESET, as it would from a dead endpoint, rather than a clean EOF.
+      client.resetAndDestroy();
+      teardown();
+    });
+    client.on('error', teardown);
+    upstream.on('close', teardown);
+    client.on('close', teardown);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    get upstreamPort() {
+      return state.upstreamPort;
+    },
+    set upstreamPort(p: number) {
+      state.upstreamPort = p;
+    },
+    get accepted() {
+      return state.accepted;
+    },
+    get upstreamFailures() {
+      return state.upstreamFailures;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** startPrometheus does not hand out the pid, and only a SIGKILL of Prometheus itself is a crash. */
+function prometheusPid(dataDir: string): number | null {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    // The watchdog shell next to it has the same arguments; only the exec'd process has prometheus as argv[0].
+    if (path.basename(argv[0] ?? '') === 'prometheus' && argv.includes(`--storage.tsdb.path=${dataDir}`)) return Number(entry);
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The adapter process
+
+/**
+ * Same watchdog idea as src/demo/prometheus-process.ts: `sh` keeps the read end of our stdin pipe, and when this
+ * process dies in any way (even SIGKILL) the adapter gets SIGTERM, then SIGKILL after 10 s. `exec` makes the adapter
+ * take over the shell's pid, so child.pid is the adapter itself (for /proc/<pid>/status).
+ */
+const WATCHDOG = [
+  'exec 3<&0 </dev/null',
+  '(',
+  '  cat <&3 >/dev/null 2>&1',
+  '  alive() { s=$(cut -d" " -f3 /proc/$$/stat 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]; }',
+  '  alive && kill -TERM $$ 2>/dev/null',
+  '  i=0',
+  '  while alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done',
+  '  [ $i -ge 100 ] && kill -KILL $$ 2>/dev/null',
+  ') >/dev/null 2>&1 &',
+  'exec 3<&-',
+  'exec "$0" "$@"',
+].join('\n');
+
+interface AdapterExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  at: number;
+}
+
+/** Counts of the adapter's warn/error/fatal log lines by message and phase, and the last lines for a post-mortem. */
+const logCounts = new Map<string, Record<Phase, number>>();
+const logTail: string[] = [];
+let logPartial = '';
+/** The first fatal line: after one, the adapter may linger (its exit code set, handles still open) without serving. */
+let fatalLogged: string | null = null;
+function onAdapterLog(chunk: Buffer): void {
+  const lines = (logPartial + chunk.toString()).split('\n');
+  logPartial = lines.pop() ?? '';
+  for (const line of lines) {
+    if (line === '') continue;
+    logTail.push(line.length > 400 ? `${line.slice(0, 400)}...` : line);
+    if (logTail.length > 30) logTail.shift();
+    const m = /"level":(\d+)/.exec(line);
+    const level = m ? Number(m[1]) : 50;
+    if (level >= 60) fatalLogged ??= line;
+    if (level < 40) continue;
+    const msg = /"msg":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1] ?? line.slice(0, 80);
+    const key = `${level >= 60 ? 'fatal' : level >= 50 ? 'error' : 'warn'}: ${msg.length > 90 ? `${msg.slice(0, 90)}...` : msg}`;
+    if (!logCounts.has(key) && logCounts.size >= 40) continue;
+    const c = logCounts.get(key) ?? { before: 0, down: 0, after: 0 };
+    c[t0 === 0 ? 'before' : phaseNow()]++;
+    logCounts.set(key, c);
+  }
+}
+
+function readRssMb(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+interface ProbeLine {
+  t: number;
+  lagP50Ms: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+  heapUsedMb: number;
+  externalMb: number;
+}
+function readProbe(file: string): ProbeLine[] {
+  try {
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ProbeLine);
+  } catch {
+    return [];
+  }
+}
+
+function httpsGet(url: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { rejectUnauthorized: false, agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const fmt = (v: number, digits = 1): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+const fmtErrors = (m: Map<string, number>): string =>
+  m.size === 0 ? '-' : [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}×${v}`).join(' ');
+
+// ---------------------------------------------------------------------------------------------------------------
+// Main
+
+const cleanups: (() => Promise<void> | void)[] = [];
+let adapter: ChildProcess | null = null;
+let adapterExit: AdapterExit | null = null;
+let shuttingDown = false;
+
+async function cleanup(): Promise<void> {
+  while (cleanups.length > 0) {
+    const fn = cleanups.pop()!;
+    try {
+      await fn();
+    } catch (err) {
+      say(`cleanup: ${(err as Error).message}`);
+    }
+  }
+}
+
+const hardDeadline = setTimeout(() => {
+  say(`hard deadline (${HARD_DEADLINE_MS / 1000} s) reached: killing everything`);
+  adapter?.kill('SIGKILL');
+  // startPrometheus's exit hook SIGKILLs any Prometheus still running.
+  process.exit(3);
+}, HARD_DEADLINE_MS);
+hardDeadline.unref();
+
+let interrupted = 0;
+let stopLoad: (() => void) | null = null;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    interrupted++;
+    if (interrupted === 1 && stopLoad !== null) {
+      say(`${sig}: stopping the load early; the report follows`);
+      stopLoad();
+      return;
+    }
+    say(`${sig}: cleaning up and exiting`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function main(): Promise<number> {
+  const stale = staleBuildWarning();
+  if (stale !== null) say(`WARNING: ${stale}`);
+
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pma-soak-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const rulesFile = path.join(dir, 'rules.yaml');
+  writeFileSync(rulesFile, RULES);
+  const probeFile = path.join(dir, 'probe.jsonl');
+
+  say(`backfilling ${series.length} series for ${PODS} pods in ${NAMESPACES} namespaces and starting Prometheus`);
+  let prometheus: PrometheusProcess = await startPrometheus(prometheusOptions);
+  // stop() is idempotent; whichever instance is current at the end gets stopped.
+  cleanups.push(() => prometheus.stop());
+  const proxy = await startProxy(prometheus.port);
+  cleanups.push(() => proxy.close());
+  say(`Prometheus ${prometheus.url}, proxy 127.0.0.1:${proxy.port} -> :${proxy.upstreamPort}`);
+
+  const kube = await startFakeKubeApiServer();
+  cleanups.push(() => kube.stop());
+  for (let k = 0; k < NAMESPACES; k++) kube.addNamespace(ns(k));
+  for (const p of pods) kube.addPod(p.namespace, p.name, p.labels);
+
+  const port = await freeLoopbackPort();
+  const adapterUrl = `https://127.0.0.1:${port}`;
+  const args = [
+    ...(PROBE ? ['--import', pathToFileURL(PROBE_MODULE).href] : []),
+    BIN,
+    `--config=${rulesFile}`,
+    '--insecure-disable-auth',
+    '--bind-address=127.0.0.1',
+    `--secure-port=${port}`,
+    `--kubeconfig=${kube.kubeconfigPath}`,
+    `--prometheus-url=http://127.0.0.1:${proxy.port}`,
+    '--query-cache-ttl=1s',
+  ];
+  // process.execPath is Node 24, so the launcher imports dist/ in-process instead of re-spawning: one pid.
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, process.execPath, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: String(INTERVAL_S * 1000) },
+  });
+  adapter = child;
+  const pid = child.pid!;
+  const exited = new Promise<AdapterExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      adapterExit = { code, signal, at: t0 === 0 ? 0 : sinceStart() };
+      resolve(adapterExit);
+    });
+  });
+  child.stdout!.on('data', onAdapterLog);
+  child.stderr!.on('data', onAdapterLog);
+  cleanups.push(async () => {
+    if (adapterExit === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    child.stdin!.end();
+  });
+
+  const readyBy = Date.now() + 60_000;
+  for (;;) {
+    if (adapterExit !== null) throw new Error(`the adapter exited during startup (${describeExit(adapterExit)}):\n${logTail.join('\n')}`);
+    if (fatalLogged !== null) throw new Error(`the adapter logged a fatal error during startup and is not serving:\n${logTail.join('\n')}`);
+    const r = await httpsGet(`${adapterUrl}/readyz`, 2000).catch(() => null);
+    if (r?.status === 200) break;
+    if (Date.now() > readyBy) throw new Error(`the adapter was not ready after 60 s:\n${logTail.join('\n')}`);
+    await sleep(100);
+  }
+  const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
+  say(`adapter pid ${pid} (${argv0}) ready at ${adapterUrl}, RSS ${fmt(readRssMb(pid) ?? Number.NaN)} MB`);
+
+  // The informers fill their caches after readyz; load before that would blame the outage for startup errors.
+  const syncedBy = Date.now() + 60_000;
+  for (const m of MIX) {
+    for (;;) {
+      const r = await httpsGet(`${adapterUrl}${m.path}`).catch((e: Error) => ({ status: 0, body: e.message }));
+      let items = -1;
+      try {
+        items = (JSON.parse(r.body) as { items?: unknown[] }).items?.length ?? -1;
+      } catch {
+        // not JSON; reported below if it never settles
+      }
+      if (r.status === 200 && items === m.items) break;
+      if (Date.now() > syncedBy) throw new Error(`${m.path}: expected 200 with ${m.items} items, got ${r.status}: ${r.body.slice(0, 300)}`);
+      await sleep(200);
+    }
+  }
+  say(`all ${MIX.length} paths answer with the expected item counts`);
+  const rssIdle = readRssMb(pid);
+
+  // ---- load -------------------------------------------------------------------------------------------------
+  interface RssSample {
+    at: number;
+    rssMb: number;
+  }
+  const rss: RssSample[] = [];
+  const events: string[] = [];
+  const event = (m: string): void => {
+    const line = `+${fmt(sinceStart() / 1000)}s ${m}`;
+    events.push(line);
+    say(line);
+  };
+  let killError: string | null = null;
+  let restartMs: number | null = null;
+
+  const timers: NodeJS.Timeout[] = [];
+  let finishLoad!: (r: autocannon.Result | null) => void;
+  const loadDone = new Promise<autocannon.Result | null>((resolve) => (finishLoad = resolve));
+  const instance = autocannon(
+    {
+      url: adapterUrl,
+      connections: CONNECTIONS,
+      duration: RUN_MS / 1000,
+      requests: MIX.map((m) => ({ method: 'GET', path: m.path })),
+      tlsOptions: { rejectUnauthorized: false },
+      // Well above any answer the adapter gives, Prometheus down or not; a timeout here means the adapter hung.
+      timeout: 10,
+    },
+    (err, result) => {
+      if (err) say(`autocannon: ${(err as Error).message}`);
+      finishLoad(err ? null : result);
+    },
+  );
+  stopLoad = () => instance.stop();
+  t0 = performance.now();
+  const loadStartedWall = Date.now();
+  instance.on('response', (_client, statusCode, _bytes, responseTime) => recordResponse(statusCode, responseTime));
+  instance.on('reqError', recordTransportError);
+  rss.push({ at: 0, rssMb: readRssMb(pid) ?? Number.NaN });
+  say(`load: ${CONNECTIONS} keep-alive HTTPS connections cycling through ${MIX.length} paths for ${MINUTES} min; SIGKILL Prometheus at +${KILL_AT_MS / 1000}s, replace it at +${RESTART_AT_MS / 1000}s`);
+
+  void exited.then((e) => {
+    if (t0 === 0 || shuttingDown) return;
+    event(`ADAPTER EXITED (${describeExit(e)}); stopping the load`);
+    instance.stop();
+  });
+
+  timers.push(
+    setTimeout(() => {
+      const pidProm = prometheusPid(prometheus.dataDir);
+      if (pidProm === null) {
+        killError = 'could not find the Prometheus process';
+        event(killError);
+        return;
+      }
+      killedAt = sinceStart();
+      process.kill(pidProm, 'SIGKILL');
+      event(`SIGKILL Prometheus pid ${pidProm}`);
+      // Reaps the process and removes its data; the proxy keeps pointing at the dead port until the replacement.
+      void prometheus.stop();
+    }, KILL_AT_MS),
+  );
+  timers.push(
+    setTimeout(() => {
+      if (killedAt === null) return;
+      const began = performance.now();
+      event('starting a replacement Prometheus (same series, new backfill, new port)');
+      startPrometheus(prometheusOptions).then(
+        (p) => {
+          prometheus = p;
+          proxy.upstreamPort = p.port;
+          restoredAt = sinceStart();
+          restartMs = performance.now() - began;
+          event(`replacement Prometheus ready at ${p.url} after ${fmt(restartMs / 1000)} s; proxy re-pointed`);
+        },
+        (err: Error) => event(`replacement Prometheus failed to start: ${err.message}`),
+      );
+    }, RESTART_AT_MS),
+  );
+
+  const intervalTimer = setInterval(() => {
+    const at = sinceStart();
+    const mb = readRssMb(pid);
+    if (mb !== null) rss.push({ at, rssMb: mb });
+    const probe = readProbe(probeFile).at(-1);
+    const t = intervalTally;
+    intervalTally = new Tally();
+    const line =
+      `+${fmt(at / 1000, 0).padStart(4)}s ${phaseNow().padEnd(6)} req ${String(t.total).padStart(6)} ${fmt(t.total / INTERVAL_S, 0).padStart(5)}/s` +
+      `  err ${fmtErrors(t.errors).padEnd(14)}  p50 ${fmt(t.latency.percentile(50), 2)} p99 ${fmt(t.latency.percentile(99), 2)} max ${fmt(t.latency.max, 1)} ms` +
+      `  rss ${mb === null ? 'gone' : fmt(mb)} MB` +
+      (probe && Date.now() - probe.t < INTERVAL_S * 1500 ? `  heap ${fmt(probe.heapUsedMb)} MB  loop lag p99 ${fmt(probe.lagP99Ms)} ms` : '');
+    say(line);
+  }, INTERVAL_S * 1000);
+
+  const result = await loadDone;
+  const loadMs = sinceStart();
+  clearInterval(intervalTimer);
+  for (const t of timers) clearTimeout(t);
+  const endRss = readRssMb(pid);
+  if (endRss !== null) rss.push({ at: loadMs, rssMb: endRss });
+  const aliveAtEnd = adapterExit === null;
+  const probes = readProbe(probeFile);
+
+  // ---- shutdown: the adapter's own SIGTERM path is part of what is soaked ------------------------------------
+  let shutdown: string;
+  shuttingDown = true;
+  if (aliveAtEnd) {
+    const began = performance.now();
+    child.kill('SIGTERM');
+    const e = await Promise.race([exited, sleep(15_000).then(() => null)]);
+    shutdown = e === null ? 'did not exit within 15 s of SIGTERM (killed)' : `${describeExit(e)} ${fmt(performance.now() - began, 0)} ms after SIGTERM`;
+  } else {
+    shutdown = 'n/a (it had already exited)';
+  }
+  // Let the last log lines arrive before they are counted.
+  await sleep(200);
+  await cleanup();
+
+  // ---- report ---------------------------------------------------------------------------------------------------
+  const all = new Tally();
+  for (const p of PHASES) {
+    all.ok += phaseTally[p].ok;
+    for (const [k, v] of phaseTally[p].errors) all.errors.set(k, (all.errors.get(k) ?? 0) + v);
+    all.latency.add(phaseTally[p].latency);
+  }
+  const downEnd = restoredAt === null ? loadMs : Math.min(loadMs, restoredAt + GRACE_MS);
+  const spans: Record<Phase, [number, number]> = {
+    before: [0, killedAt ?? loadMs],
+    down: [killedAt ?? loadMs, killedAt === null ? loadMs : downEnd],
+    after: [killedAt === null ? loadMs : downEnd, loadMs],
+  };
+  const secs = (ms: number): string => `${fmt(ms / 1000, 1)}`;
+  const out: string[] = [];
+  const o = (s = ''): void => {
+    out.push(s);
+  };
+  o();
+  o('# prometheus-metrics-adapter soak report');
+  o();
+  o(`- run: ${fmt(loadMs / 60_000, 2)} min of load (asked ${MINUTES}), started ${new Date(loadStartedWall).toISOString()}; ${PODS} pods in ${NAMESPACES} namespaces; ${CONNECTIONS} keep-alive HTTPS connections (autocannon ${autocannonVersion()}) cycling through ${MIX.length} paths; --query-cache-ttl=1s`);
+  o(`- machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.versions.node}, ${os.platform()} ${os.release()}`);
+  if (stale !== null) o(`- WARNING: ${stale}`);
+  o(`- adapter: ${path.relative(process.cwd(), BIN) || BIN} as a separate process, pid ${pid}; alive at the end of the load: ${aliveAtEnd ? 'YES' : `NO — ${describeExit(adapterExit!)} at +${secs(adapterExit!.at)}s`}; graceful shutdown: ${shutdown}`);
+  o(`- Prometheus: SIGKILL at +${killedAt === null ? `- (${killError ?? 'run ended first'})` : secs(killedAt)}s; replacement ready at +${restoredAt === null ? '-' : secs(restoredAt)}s (backfill + start ${restartMs === null ? '-' : secs(restartMs)} s); down window counted as [SIGKILL, ready + ${GRACE_S} s] = [${secs(spans.down[0])}, ${secs(spans.down[1])}] s`);
+  o(`- proxy: ${proxy.accepted} connections from the adapter, ${proxy.upstreamFailures} of them found no Prometheus behind it`);
+  o();
+  o('## Requests and latency (all HTTP responses, any status; transport errors have no latency)');
+  o();
+  o('| phase | span s | requests | req/s | 2xx | errors | p50 ms | p90 ms | p99 ms | max ms |');
+  o('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const row = (name: string, t: Tally, from: number, to: number): void => {
+    const dur = (to - from) / 1000;
+    o(`| ${name} | ${secs(from)}–${secs(to)} | ${t.total} | ${dur > 0 ? fmt(t.total / dur, 0) : '-'} | ${t.ok} | ${t.errorCount} | ${fmt(t.latency.percentile(50), 2)} | ${fmt(t.latency.percentile(90), 2)} | ${fmt(t.latency.percentile(99), 2)} | ${fmt(t.latency.max, 1)} |`);
+  };
+  for (const p of PHASES) row(p, phaseTally[p], spans[p][0], spans[p][1]);
+  row('**all**', all, 0, loadMs);
+  o();
+  o('## Errors by status');
+  o();
+  const keys = [...all.errors.keys()].sort();
+  if (keys.length === 0) o('none');
+  else {
+    o('| status | before | down | after | total |');
+    o('|---|---:|---:|---:|---:|');
+    for (const k of keys) o(`| ${k} | ${phaseTally.before.errors.get(k) ?? 0} | ${phaseTally.down.errors.get(k) ?? 0} | ${phaseTally.after.errors.get(k) ?? 0} | ${all.errors.get(k)} |`);
+  }
+  const outside = phaseTally.before.errorCount + phaseTally.after.errorCount;
+  o();
+  o(`errors inside the down window: ${phaseTally.down.errorCount}; outside it: ${outside}`);
+  const d = phaseTally.down;
+  if (killedAt !== null && d.firstErrorAt !== null && d.lastErrorAt !== null) {
+    o(
+      `first error ${secs(d.firstErrorAt - killedAt)} s after the SIGKILL (cached answers cover up to --query-cache-ttl); ` +
+        (restoredAt === null ? 'no replacement came up' : `last error ${secs(d.lastErrorAt - restoredAt)} s after the replacement was ready`),
+    );
+  }
+  if (result) {
+    o(`autocannon's own totals: ${result.requests.total} requests (incl. in flight at stop), ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+  }
+  o();
+  o('## Adapter memory and event loop over time');
+  o();
+  o('| minute | RSS MB | heap used MB | loop lag p99 ms | loop lag max ms |');
+  o('|---:|---:|---:|---:|---:|');
+  const nearest = <T>(xs: T[], at: (x: T) => number, target: number): T | undefined =>
+    xs.reduce<T | undefined>((best, x) => (best === undefined || Math.abs(at(x) - target) < Math.abs(at(best) - target) ? x : best), undefined);
+  const lastMinute = Math.floor(loadMs / 60_000 + 1e-6);
+  const marks = [...Array.from({ length: lastMinute + 1 }, (_, m) => m * 60_000), ...(loadMs % 60_000 > 5000 ? [loadMs] : [])];
+  for (const mark of marks) {
+    const r = nearest(rss, (x) => x.at, mark);
+    const pr = nearest(probes, (x) => x.t - loadStartedWall, mark);
+    // Probe lines are not aligned with the load's clock; one from more than an interval away would describe another time.
+    const prOk = pr !== undefined && Math.abs(pr.t - loadStartedWall - mark) <= INTERVAL_S * 600;
+    o(`| ${fmt(mark / 60_000, mark % 60_000 === 0 ? 0 : 2)} | ${r ? fmt(r.rssMb) : '-'} | ${prOk ? fmt(pr.heapUsedMb) : '-'} | ${prOk ? fmt(pr.lagP99Ms) : '-'} | ${prOk ? fmt(pr.lagMaxMs) : '-'} |`);
+  }
+  const rssValues = rss.map((r) => r.rssMb).filter(Number.isFinite);
+  const maxRss = Math.max(...rssValues);
+  const startRss = rss[0]?.rssMb ?? Number.NaN;
+  const finalRss = rss.at(-1)?.rssMb ?? Number.NaN;
+  // The first fifth of the run is warm-up (JIT, caches, TLS session state); growth is measured from its peak.
+  const warm = rss.filter((r) => r.at <= loadMs * 0.2);
+  const warmPeak = warm.length > 0 ? Math.max(...warm.map((r) => r.rssMb)) : startRss;
+  const growth = (finalRss - warmPeak) / warmPeak;
+  const rssStable = Number.isFinite(growth) && growth <= 0.2;
+  // Least-squares slope after the outage: a leak shows as steady growth there, a warm-up effect does not.
+  const tail = rss.filter((r) => restoredAt !== null && r.at >= restoredAt + GRACE_MS && Number.isFinite(r.rssMb));
+  let slope = Number.NaN;
+  if (tail.length >= 3) {
+    const mx = tail.reduce((a, r) => a + r.at, 0) / tail.length;
+    const my = tail.reduce((a, r) => a + r.rssMb, 0) / tail.length;
+    const num = tail.reduce((a, r) => a + (r.at - mx) * (r.rssMb - my), 0);
+    const den = tail.reduce((a, r) => a + (r.at - mx) ** 2, 0);
+    slope = den === 0 ? Number.NaN : (num / den) * 60_000;
+  }
+  const lagP99 = probes.length > 0 ? Math.max(...probes.map((p) => p.lagP99Ms)) : Number.NaN;
+  const lagMax = probes.length > 0 ? Math.max(...probes.map((p) => p.lagMaxMs)) : Number.NaN;
+  o();
+  o(`RSS: idle after startup ${fmt(rssIdle ?? Number.NaN)} MB, at load start ${fmt(startRss)} MB, max ${fmt(maxRss)} MB, end ${fmt(finalRss)} MB; peak of the first 20% ${fmt(warmPeak)} MB -> end ${growth >= 0 ? '+' : ''}${fmt(growth * 100)}%; trend after the outage ${fmt(slope, 2)} MB/min over ${tail.length} samples`);
+  if (PROBE) o(`event-loop lag (per ${INTERVAL_S} s interval, from bench/soak-probe.ts inside the adapter): worst p99 ${fmt(lagP99)} ms, worst max ${fmt(lagMax)} ms`);
+  o();
+  o('## Adapter warn/error log lines');
+  o();
+  if (logCounts.size === 0) o('none');
+  else {
+    o('| line | before | down | after |');
+    o('|---|---:|---:|---:|');
+    for (const [k, c] of [...logCounts.entries()].sort((a, b) => b[1].before + b[1].down + b[1].after - (a[1].before + a[1].down + a[1].after))) {
+      o(`| ${k.replace(/\|/g, '\\|')} | ${c.before} | ${c.down} | ${c.after} |`);
+    }
+  }
+  o();
+  o('## Timeline');
+  o();
+  for (const e of events) o(`- ${e}`);
+  o();
+  o('## Checks');
+  o();
+  const check = (ok: boolean, what: string): void => o(`- ${ok ? 'PASS' : 'FAIL'}: ${what}`);
+  check(aliveAtEnd, `adapter still running at the end of the load${aliveAtEnd ? '' : ` (${describeExit(adapterExit!)})`}`);
+  check(killedAt !== null && restoredAt !== null, 'Prometheus was killed and replaced during the run');
+  check(outside === 0, `errors only while Prometheus was down (${outside} outside the window)`);
+  check(phaseTally.after.total > 0 && phaseTally.after.errorCount === 0, `the adapter recovered: ${phaseTally.after.ok} successful requests after the window, ${phaseTally.after.errorCount} errors`);
+  check(rssStable, `RSS stable: end ${fmt(finalRss)} MB is within 20% of the warm-up peak ${fmt(warmPeak)} MB`);
+  if (!aliveAtEnd) {
+    o();
+    o('## Last adapter log lines');
+    o();
+    for (const l of logTail) o(`    ${l}`);
+  }
+  console.log(out.join('\n'));
+  return aliveAtEnd ? 0 : 1;
+}
+
+function describeExit(e: AdapterExit): string {
+  return e.signal !== null ? `killed by ${e.signal}` : `exit code ${e.code}`;
+}
+
+function autocannonVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(REPO, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
+let code: number;
+try {
+  code = await main();
+} catch (err) {
+  console.error(`soak run failed: ${(err as Error).stack ?? err}`);
+  code = 1;
+}
+await cleanup();
+clearTimeout(hardDeadline);
+say(`done in ${fmt((Date.now() - wallStart) / 1000)} s, exit code ${interrupted > 0 ? 130 : code}`);
+process.exit(interrupted > 0 ? 130 : code);
