@@ -22,6 +22,8 @@ if (file !== undefined && file !== '') {
       lagP99Ms: delay.percentile(99) / 1e6,
       lagMaxMs: delay.max / 1e6,
       heapUsedMb: mem.heapUsed / 2 ** 20,
+      // Committed V8 heap: the part of RSS that garbage collection can shrink again; heapUsed alone saw-tooths.
+      heapTotalMb: mem.heapTotal / 2 ** 20,
       externalMb: mem.external / 2 ** 20,
     };
     delay.reset();

@@ -129,7 +129,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug(
-      { method: request.method, url: request.url, user: users.get(request), status: reply.statusCode, ms: +reply.elapsedTime.toFixed(2) },
+      {
+        method: request.method,
+        url: request.url,
+        user: users.get(request),
+        status: reply.statusCode,
+        ms: +reply.elapsedTime.toFixed(2),
+        // Tells the aggregator's multiplexed HTTP/2 traffic apart from direct HTTP/1.1 clients.
+        http: request.raw.httpVersion,
+      },
       'request',
     );
   });
@@ -186,7 +194,9 @@ export async function closeGracefully(app: FastifyInstance, graceMs: number): Pr
   const inTime = await Promise.race([closed, expired]);
   clearTimeout(timer);
   if (!inTime) {
-    for (const socket of connectionsOf.get(app) ?? []) socket.destroy();
+    const open = connectionsOf.get(app) ?? new Set<Socket>();
+    app.log.warn({ connections: open.size, graceMs }, 'requests still in flight after the shutdown grace period; closing their connections');
+    for (const socket of open) socket.destroy();
     await closed;
   }
   return inTime;

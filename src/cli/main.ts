@@ -30,6 +30,9 @@ export function buildProgram(): Command {
       process.stderr.write(`${message}\n`);
       log.flush();
       process.exitCode = 1;
+      // Watches and clients started before the failure (object caches, the authentication ConfigMap) would
+      // keep the process alive; the unref'd timer only fires if something does.
+      setTimeout(() => process.exit(1), 1_000).unref();
       return;
     }
     let stopping = false;

@@ -123,7 +123,7 @@ export function addServeFlags(cmd: Command): Command {
   cmd
     .addOption(new Option('--config <file>', 'rule file (native format)').default(DEFAULT_CONFIG, 'the packaged config/rules.yaml'))
     .addOption(new Option('--prometheus-url <url>', 'Prometheus base URL; may include a path prefix').default('https://localhost'))
-    .addOption(new Option('--prometheus-timeout <duration>', 'timeout of each Prometheus request').default(30_000, '30s').argParser(duration('--prometheus-timeout')))
+    .addOption(new Option('--prometheus-timeout <duration>', 'budget of each Prometheus request, from being asked for (waiting for a query slot included) to the end of its answer').default(30_000, '30s').argParser(duration('--prometheus-timeout')))
     .addOption(new Option('--prometheus-verb <verb>', 'HTTP method for queries; GET switches to POST by itself for queries longer than 8 KiB').choices(['GET', 'POST']).default('GET'))
     .addOption(new Option('--prometheus-token-file <file>', 'bearer token for Prometheus, re-read when the file changes'))
     .addOption(new Option('--prometheus-ca-file <file>', 'CA bundle that signs Prometheus\'s serving certificate'))

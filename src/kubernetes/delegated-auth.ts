@@ -381,14 +381,19 @@ export async function createDelegatedGuard(options: ServeOptions, log: Logger): 
     if (casChanged) for (const l of listeners) l(auth.trustAnchorsPem);
   };
   // The watch reacts within moments of a CA rotation; the slow poll stays as a safety net for a watch that is
-  // broken in a way no error reports (and for clusters whose RBAC allows only get).
-  const timer = options.authenticationSkipLookup
-    ? undefined
-    : setInterval(() => {
-        lookup()
-          .then((config) => apply(config, 'poll'))
-          .catch((err: Error) => log.warn({ err: err.message }, 'cannot refresh extension-apiserver-authentication; keeping the last one'));
-      }, 60_000);
+  // broken in a way no error reports (and for clusters whose RBAC allows only get). It also re-reads the CA
+  // files given by flags, which rotate on disk like any mounted Secret.
+  const hasCaFiles = Boolean(options.requestheaderClientCaFile || options.clientCaFile);
+  const timer =
+    options.authenticationSkipLookup && !hasCaFiles
+      ? undefined
+      : setInterval(() => {
+          lookup()
+            .then((config) => apply(config, 'poll'))
+            .catch((err: Error) =>
+              log.warn({ err: err.message }, 'cannot refresh the client CAs (extension-apiserver-authentication, CA files); keeping the last ones'),
+            );
+        }, 60_000);
   timer?.unref();
   const watcher = options.authenticationSkipLookup
     ? undefined
@@ -444,9 +449,15 @@ class AuthenticationConfigMapWatch {
       undefined,
       fieldSelector,
     );
+    let listed = false;
     const changed = (cm: V1ConfigMap): void => {
       this.#backoffMs = 1000;
-      if (cm.metadata?.name === AUTH_CONFIGMAP_NAME) onData(cm.data ?? {});
+      if (cm.metadata?.name !== AUTH_CONFIGMAP_NAME) return;
+      if (!listed) {
+        listed = true;
+        log.debug(`listed ${AUTH_CONFIGMAP_NAMESPACE}/${AUTH_CONFIGMAP_NAME}; watching it for changes`);
+      }
+      onData(cm.data ?? {});
     };
     this.#informer.on('add', changed);
     this.#informer.on('update', changed);

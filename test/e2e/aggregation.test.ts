@@ -206,6 +206,8 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
       .filter((l) => l.msg === 'request' && /\/pods\/(\*|%2A)\/pod_load/.test(l.url) && l.user === 'system:serviceaccount:kube-system:horizontal-pod-autoscaler');
     assert.ok(hpaRequests.length > 0, 'the adapter served the HPA controller\'s own ServiceAccount');
     assert.ok(hpaRequests.every((l) => l.status === 200), JSON.stringify(hpaRequests.slice(0, 3)));
+    // kube-apiserver's aggregator negotiates HTTP/2 with the adapter, as with any backend that offers it.
+    assert.ok(hpaRequests.every((l) => l.http === '2.0'), JSON.stringify(hpaRequests.slice(0, 3)));
     assert.equal(conditions.find((c: any) => c.type === 'ScalingActive')?.status, 'True', JSON.stringify(conditions));
   });
 
@@ -297,5 +299,11 @@ describe('on a real control plane', { timeout: 60 * 60_000 }, () => {
     assert.equal(untrusted.status, 401, untrusted.body);
     assert.equal(JSON.parse(untrusted.body).reason, 'Unauthorized');
     assert.equal(FRONT_PROXY_CLIENT_CN, 'front-proxy-client');
+  });
+
+  test('the adapter lists and watches kube-system/extension-apiserver-authentication with the RBAC deploy/ grants', () => {
+    const log = readFileSync(adapterLog, 'utf8');
+    assert.match(log, /listed kube-system\/extension-apiserver-authentication; watching it for changes/);
+    assert.doesNotMatch(log, /not allowed to watch|watch of kube-system\/extension-apiserver-authentication failed/);
   });
 });
