@@ -4,6 +4,8 @@ import { SHUTDOWN_GRACE_MS } from '../api/app.ts';
 import { startServer } from '../server.ts';
 import { ConfigError } from '../errors.ts';
 import { addServeFlags, toServeOptions } from './serve-options.ts';
+import { validateRuleFile } from './validate.ts';
+import { parseGoDuration } from './durations.ts';
 
 const VERSION = '0.1.0';
 
@@ -14,7 +16,9 @@ export function buildProgram(): Command {
         'as an aggregated API server behind kube-apiserver. A drop-in successor to prometheus-adapter.',
     )
     .version(VERSION, '--version', 'print the version and exit')
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    // Flags after a subcommand (`validate --prometheus-url=...`) belong to the subcommand.
+    .enablePositionalOptions();
 
   // Serving is the program itself, so `--help` lists its flags and manifests written for
   // prometheus-adapter (which pass flags and sometimes the binary path as an argument) work as they are.
@@ -54,6 +58,27 @@ export function buildProgram(): Command {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  program
+    .command('validate')
+    .description('check a rule file offline (schema, templates, regexes, duplicates); with --prometheus-url also run discovery and a sample query per metric. Exit code: 0 valid, 1 invalid file, 2 Prometheus checks failed')
+    .argument('<file>', 'rule file, native or prometheus-adapter format')
+    .option('--prometheus-url <url>', 'also check the rules against this Prometheus')
+    .option('--namespace <namespace>', 'namespace for sample queries of namespaced metrics', 'default')
+    .option('--prometheus-timeout <duration>', 'timeout of each Prometheus request', '30s')
+    .option('--prometheus-header <name=value>', 'extra header on every Prometheus request (repeatable)', (v: string, prev: Record<string, string>) => {
+      const eq = v.indexOf('=');
+      return { ...prev, [eq === -1 ? v : v.slice(0, eq)]: eq === -1 ? '' : v.slice(eq + 1) };
+    }, {})
+    .action(async (file: string, flags: { prometheusUrl?: string; namespace: string; prometheusTimeout: string; prometheusHeader: Record<string, string> }) => {
+      process.exitCode = await validateRuleFile({
+        file,
+        namespace: flags.namespace,
+        timeoutMs: parseGoDuration(flags.prometheusTimeout),
+        headers: flags.prometheusHeader,
+        ...(flags.prometheusUrl ? { prometheusUrl: flags.prometheusUrl } : {}),
+        out: (line) => void process.stdout.write(`${line}\n`),
+      });
+    });
   return program;
 }
 

@@ -34,3 +34,8 @@ test('metric selector operators Prometheus cannot express are refused', () => {
   assert.throws(() => renderRuleQuery(rule(), { namespace: 'x', names: null, metricSelector: parseSelector('size>3') }), /invalid metricLabelSelector: operator gt is not supported/);
   assert.throws(() => renderRuleQuery(rule(), { namespace: 'x', names: null, metricSelector: parseSelector('app.kubernetes.io/name=web') }), (e: any) => e.code === 400);
 });
+
+test('a query with no matcher of its own still yields valid matcher lists', () => {
+  const q = renderRuleQuery(rule('', 'sum by (<<.GroupBy>>) (x{<<.LabelMatchers>>,container!=""})'), { namespace: null, names: null, metricSelector: [] });
+  assert.equal(q, 'sum by (pod) (x{__unused__="",container!=""})');
+});

@@ -53,6 +53,11 @@ export function renderRuleQuery(rule: MetricRule, target: QueryTarget): string {
     matchers.push(matcher);
     valuesByName[rule.objectLabel] = target.names.join('|');
   }
+  // A root-scoped, namespace-wide query (nodes/*) has no matcher of its own; templates that append
+  // matchers after <<.LabelMatchers>> (`{<<.LabelMatchers>>,container!=""}`) would then start with a
+  // comma. A matcher every stored series satisfies (labels starting with __ never reach the TSDB, and
+  // __name__ may not be set twice) keeps them valid without changing what they select.
+  if (matchers.length === 0) matchers.push('__unused__=""');
   const query = rule.query.render({
     Series: rule.series,
     LabelMatchers: matchers.join(','),
