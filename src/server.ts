@@ -16,6 +16,9 @@ import { inClusterCredentials, kubeconfigCredentials } from './prometheus/auth-o
 import { KubeStateObjectSource } from './prometheus/kube-state-object-source.ts';
 import { QueryEngine } from './prometheus/query-engine.ts';
 import { QueryLimiter } from './prometheus/query-limiter.ts';
+import { queryOutcome, SelfMetrics } from './observability/self-metrics.ts';
+import { RuleLabels, relistRuleStats } from './observability/rule-labels.ts';
+import { startMetricsServer } from './observability/metrics-server.ts';
 import { PrometheusCustomMetricsProvider } from './providers/custom.ts';
 import { PrometheusExternalMetricsProvider } from './providers/external.ts';
 import { ResourceMetricsProvider } from './providers/resource.ts';
@@ -78,7 +81,23 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     timeoutMs: options.prometheusTimeoutMs,
     backendUrl: prometheus.displayUrl,
   });
-  const engine = new QueryEngine(limited, { cacheTtlMs: options.queryCacheTtlMs, cacheMaxEntries: options.queryCacheSize });
+  const selfMetrics = new SelfMetrics();
+  const ruleLabels = new RuleLabels(ruleFile.seriesRules);
+  selfMetrics.configReload('success', ruleFile.metrics.length + ruleFile.seriesRules.length + (ruleFile.resourceRules ? 1 : 0));
+  selfMetrics.onScrape(() => {
+    selfMetrics.prometheusInflight(limited.stats.inFlight);
+    selfMetrics.prometheusQueued(limited.stats.queued);
+  });
+  const engine = new QueryEngine(limited, {
+    cacheTtlMs: options.queryCacheTtlMs,
+    cacheMaxEntries: options.queryCacheSize,
+    observer: {
+      cacheResult: (result) => selfMetrics.cacheResult(result),
+      prometheusQuery: (rule, error, seconds) =>
+        selfMetrics.observePrometheusQuery(ruleLabels.of(rule), prometheus.displayUrl, queryOutcome(error), seconds),
+      valueAge: (rule, seconds) => selfMetrics.observeValueAge(ruleLabels.of(rule), seconds),
+    },
+  });
 
   let mapper = ResourceMapper.wellKnown();
   // Native rules are known from the file; prometheus-adapter rules become metrics after each relist.
@@ -91,7 +110,11 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
           relistIntervalMs: options.relistIntervalMs,
           maxAgeMs: options.metricsMaxAgeMs,
           log,
-          onUpdate: () => rebuildRegistry(),
+          onUpdate: (result) => {
+            rebuildRegistry();
+            const seconds = result.perQuery.reduce((sum, q) => Math.max(sum, q.durationMs), 0) / 1000;
+            selfMetrics.observeRelist(seconds, relistRuleStats(ruleFile.seriesRules, result), result.perQuery.every((q) => q.ok));
+          },
         })
       : null;
   const buildRegistry = (): MetricRegistry => new MetricRegistry([...ruleFile.metrics, ...(discovery?.current().custom ?? [])], mapper);
@@ -178,7 +201,18 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
   guard?.onClientCaChange((pem) => servingTls.setClientCas(pem));
   const certReloader =
     tls.certPath && tls.keyPath ? new ServingCertReloader({ certPath: tls.certPath, keyPath: tls.keyPath, tls: servingTls, log }) : undefined;
+  if (objects instanceof InformerObjectSource) {
+    const informers = objects;
+    selfMetrics.onScrape(() => {
+      for (const c of informers.status()) {
+        const staleFor = c.watching || !c.lastSync ? 0 : (Date.now() - c.lastSync.getTime()) / 1000;
+        selfMetrics.objectCacheStaleness(c.resource, staleFor);
+      }
+    });
+  }
+  const metricsServer = options.metricsBindAddress ? await startMetricsServer(selfMetrics, options.metricsBindAddress, log) : null;
   const app = buildApp({
+    selfMetrics,
     log,
     tls: servingTls,
     http2: !options.disableHttp2,
@@ -210,6 +244,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
       await closeGracefully(app, SHUTDOWN_GRACE_MS);
       await objects.stop();
       await guard?.stop();
+      await metricsServer?.close();
     },
   };
 }

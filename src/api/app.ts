@@ -14,6 +14,7 @@ import { registerResourceMetricsRoutes } from './resource-metrics-routes.ts';
 import { sendJson } from './json-response.ts';
 import { METHOD_NOT_ALLOWED, NOT_FOUND_ROUTE, statusBody, toStatus } from './status.ts';
 import { AdapterError } from '../errors.ts';
+import { apiGroupOfPath, type SelfMetrics } from '../observability/self-metrics.ts';
 
 export interface AppOptions {
   readonly log: Logger;
@@ -34,6 +35,8 @@ export interface AppOptions {
    */
   readonly guard?: (request: import('fastify').FastifyRequest) => Promise<string>;
   readonly isReady?: () => boolean;
+  /** Request counts and latencies by API group and code. */
+  readonly selfMetrics?: SelfMetrics;
 }
 
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
@@ -128,6 +131,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   app.addHook('onResponse', async (request, reply) => {
+    options.selfMetrics?.observeRequest(apiGroupOfPath(request.url), reply.statusCode, reply.elapsedTime / 1000);
     request.log.debug(
       {
         method: request.method,

@@ -49,6 +49,8 @@ export interface ServeOptions {
   /** Series discovery lookback; defaults to relistIntervalMs. */
   metricsMaxAgeMs: number;
   prometheusAuthInCluster: boolean;
+  /** host:port of the self-metrics endpoint; '' turns it off. */
+  metricsBindAddress: string;
   prometheusAuthConfig?: string;
   anonymousAuth: boolean;
   authorizationAlwaysAllowPaths: string[];
@@ -169,6 +171,7 @@ export function addServeFlags(cmd: Command): Command {
     .addOption(new Option('--metrics-max-age <duration>', 'how far back series discovery looks (/api/v1/series start); must be at least --metrics-relist-interval').default(0, 'the relist interval').argParser(duration('--metrics-max-age')))
     .addOption(new Option('--prometheus-auth-incluster [bool]', "authenticate to Prometheus with the pod's service account token and CA").default(false).argParser(boolean))
     .addOption(new Option('--prometheus-auth-config <kubeconfig>', "authenticate to Prometheus with this kubeconfig's current user (token, token file or client certificate) and cluster CA"))
+    .addOption(new Option('--metrics-bind-address <host:port>', "serve the adapter's own metrics (Prometheus format, plain HTTP, no user data) at http://<host:port>/metrics, e.g. :8080; empty: off").default(''))
     .addOption(new Option('--v <level>', 'log verbosity: 0-3 info, 4-5 debug (each request with rule, PromQL, duration and item count), 6+ trace').default(0).argParser(integer('--v', 0, 10)))
     .addOption(new Option('-v <level>', 'alias of --v').hideHelp().argParser(integer('-v', 0, 10)));
   for (const [flag, takesValue, why] of COMPATIBILITY_FLAGS) {
@@ -209,6 +212,7 @@ export function toServeOptions(o: Record<string, unknown>): ServeOptions {
     http2MaxStreamsPerConnection: o.http2MaxStreamsPerConnection as number,
     metricsMaxAgeMs: (o.metricsMaxAge as number) || (o.metricsRelistInterval as number),
     prometheusAuthInCluster: o.prometheusAuthIncluster === true,
+    metricsBindAddress: (o.metricsBindAddress as string | undefined) ?? '',
     anonymousAuth: o.anonymousAuth as boolean,
     authorizationAlwaysAllowPaths: o.authorizationAlwaysAllowPaths as string[],
     requestheaderAllowedNames: (o.requestheaderAllowedNames as string[]).length ? (o.requestheaderAllowedNames as string[]) : undefined,

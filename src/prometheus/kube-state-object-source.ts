@@ -20,7 +20,7 @@ export class KubeStateObjectSource implements ObjectSource {
   async list(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<ObjectMeta[]> {
     const kind = resource.singular;
     const matchers = resource.namespaced && namespace !== null ? `{namespace=${promqlString(namespace)}}` : '';
-    const result = await this.#engine.query(`kube_${kind}_labels${matchers}`);
+    const result = await this.#engine.query(`kube_${kind}_labels${matchers}`, 'object-source');
     const byKey = new Map<string, ObjectMeta>();
     for (const sample of result.samples) {
       const name = sample.labels[kind];

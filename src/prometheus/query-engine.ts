@@ -1,7 +1,17 @@
 import { LRUCache } from 'lru-cache';
 import type { InstantQuerier, InstantQueryResult } from './http-client.ts';
 
+/** What the engine reports about each query, for self-metrics; the engine knows nothing of prom-client. */
+export interface QueryObserver {
+  cacheResult(result: 'hit' | 'miss' | 'coalesced'): void;
+  /** One Prometheus round trip for `rule`; `error` is null on success. */
+  prometheusQuery(rule: string, error: unknown, seconds: number): void;
+  /** How old the answer is (now minus its evaluation time): cache age plus query time. */
+  valueAge?(rule: string, seconds: number): void;
+}
+
 export interface QueryEngineOptions {
+  readonly observer?: QueryObserver;
   /** How long a result is reused; 0 turns the cache off (concurrent identical queries still share one request). */
   readonly cacheTtlMs: number;
   readonly cacheMaxEntries: number;
@@ -23,9 +33,11 @@ export class QueryEngine {
   readonly #cache: LRUCache<string, EngineResult> | null;
   readonly #inflight = new Map<string, Promise<EngineResult>>();
   readonly #now: () => number;
+  readonly #observer: QueryObserver | undefined;
 
   constructor(backend: InstantQuerier, options: QueryEngineOptions) {
     this.#backend = backend;
+    this.#observer = options.observer;
     this.#now = options.now ?? Date.now;
     // The cache ages entries on the engine's clock, not lru-cache's own (performance.now), so that an injected
     // clock governs expiry too. ttlResolution 0: the default 1 ms debounce would hide a clock step for up to 1 ms
@@ -42,15 +54,36 @@ export class QueryEngine {
         : null;
   }
 
-  async query(promql: string): Promise<EngineResult> {
+  /** `rule` names who asked, for self-metrics and logs. */
+  async query(promql: string, rule = 'unknown'): Promise<EngineResult> {
+    const observer = this.#observer;
     const cached = this.#cache?.get(promql);
-    if (cached) return { ...cached, source: 'cache' };
+    if (cached) {
+      observer?.cacheResult('hit');
+      observer?.valueAge?.(rule, this.#now() / 1000 - cached.evaluatedAt);
+      return { ...cached, source: 'cache' };
+    }
     const running = this.#inflight.get(promql);
-    if (running) return { ...(await running), source: 'coalesced' };
+    if (running) {
+      observer?.cacheResult('coalesced');
+      const shared = await running;
+      observer?.valueAge?.(rule, this.#now() / 1000 - shared.evaluatedAt);
+      return { ...shared, source: 'coalesced' };
+    }
+    observer?.cacheResult('miss');
     const evaluatedAt = Math.floor(this.#now() / 1000);
-    const promise = this.#backend
-      .query(promql, evaluatedAt)
-      .then((r): EngineResult => ({ ...r, evaluatedAt, source: 'prometheus' }));
+    const started = performance.now();
+    const promise = this.#backend.query(promql, evaluatedAt).then(
+      (r): EngineResult => {
+        observer?.prometheusQuery(rule, null, (performance.now() - started) / 1000);
+        observer?.valueAge?.(rule, this.#now() / 1000 - evaluatedAt);
+        return { ...r, evaluatedAt, source: 'prometheus' };
+      },
+      (err: unknown) => {
+        observer?.prometheusQuery(rule, err, (performance.now() - started) / 1000);
+        throw err;
+      },
+    );
     this.#inflight.set(promql, promise);
     try {
       const result = await promise;

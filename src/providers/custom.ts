@@ -118,7 +118,7 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     const query = renderRuleQuery(entry.rule, target);
     const started = performance.now();
     try {
-      const result = await this.#deps.engine.query(query);
+      const result = await this.#deps.engine.query(query, entry.rule.origin);
       this.#deps.log.debug(
         { rule: entry.rule.origin, query, source: result.source, samples: result.samples.length, ms: +(performance.now() - started).toFixed(2) },
         'prometheus query',

@@ -78,7 +78,7 @@ export class PrometheusExternalMetricsProvider implements ExternalMetricsProvide
     const started = performance.now();
     let result;
     try {
-      result = await this.#deps.engine.query(query);
+      result = await this.#deps.engine.query(query, rule.origin);
     } catch (err) {
       if (err instanceof AdapterError) {
         this.#deps.log.warn({ rule: rule.origin, query, err: err.message }, 'prometheus query failed');

@@ -369,7 +369,7 @@ export class ResourceMetricsProvider implements ResourceMetricsSource {
     const origin = where(this.#deps.rules.origin, `${r.what}.${which}`);
     const started = performance.now();
     try {
-      const result = await this.#deps.engine.query(query);
+      const result = await this.#deps.engine.query(query, origin);
       this.#deps.log.debug(
         { rule: origin, query, source: result.source, samples: result.samples.length, ms: +(performance.now() - started).toFixed(2) },
         'prometheus query',

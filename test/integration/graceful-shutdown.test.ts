@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { Agent, request } from 'node:https';
-import { connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect, createServer as createTcpServer } from 'node:net';
 import { after, before, test } from 'node:test';
 import { closeGracefully } from '../../src/api/app.ts';
 import { freeLoopbackPort } from '../../src/demo/prometheus-process.ts';
 import { startTestAdapter } from '../harness/adapter.ts';
+import { startFakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
 import { connectHttp2, http2Request } from '../harness/http2-client.ts';
 
 const BIN = new URL('../../bin/prometheus-metrics-adapter.js', import.meta.url).pathname;
@@ -179,5 +180,33 @@ test('a request that outlives the grace period is cut off, and the close finishe
     session.destroy();
     await adapter.close();
     await stuck.stop();
+  }
+});
+
+test('a start-up failure after the watches began (port in use) still exits 1', async () => {
+  const fake = await startFakeKubeApiServer();
+  fake.setAuthenticationConfigMap({ 'requestheader-allowed-names': '[]' });
+  const blocker = createTcpServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const address = blocker.address();
+  assert.ok(address && typeof address === 'object');
+  const child = spawn(
+    process.execPath,
+    [BIN, `--kubeconfig=${fake.kubeconfigPath}`, `--prometheus-url=${prometheusUrl}`, '--bind-address=127.0.0.1', `--secure-port=${address.port}`],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  try {
+    const code = await Promise.race([
+      new Promise<number | null>((resolve) => child.on('exit', resolve)),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still running after 30 s'), 30_000).unref()),
+    ]);
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /cannot start: listen EADDRINUSE/);
+  } finally {
+    child.kill('SIGKILL');
+    blocker.close();
+    await fake.stop();
   }
 });
