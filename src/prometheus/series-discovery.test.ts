@@ -367,7 +367,8 @@ describe('SeriesDiscovery', () => {
   });
 
   it('start() relists at once and then every interval; stop() ends it', async () => {
-    const { fake, discovery, updates } = setup({ relistIntervalMs: 20 });
+    // 200 ms between relists: long enough that a loaded machine still sees the first relist alone.
+    const { fake, discovery, updates } = setup({ relistIntervalMs: 200 });
     answerAll(fake);
     discovery.start();
     discovery.start(); // a second start is a no-op, not a second loop
@@ -379,7 +380,7 @@ describe('SeriesDiscovery', () => {
     const calls = fake.calls.length;
     assert.ok(updates.length >= 3, `relisted ${updates.length} times`);
     assert.equal(calls % 3, 0, 'a relist asks all three queries; two loops would not interleave like this');
-    await new Promise((r) => setTimeout(r, 60));
+    await new Promise((r) => setTimeout(r, 500));
     assert.equal(fake.calls.length, calls, 'no relist after stop()');
   });
 
