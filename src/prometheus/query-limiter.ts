@@ -20,8 +20,6 @@ export interface QueryLimiterOptions {
   readonly backendUrl: string;
 }
 
-export const DEFAULT_MAX_CONCURRENT_PROMETHEUS_QUERIES = 16;
-export const DEFAULT_MAX_QUEUED_PROMETHEUS_QUERIES = 256;
 /** What a caller turned away by a full queue is told to wait; a slot frees within one query's time. */
 const RETRY_AFTER_SECONDS = 1;
 

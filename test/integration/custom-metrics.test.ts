@@ -41,7 +41,9 @@ describe('custom metrics against a real Prometheus', () => {
     prometheus = await startPrometheus({ series: integrationSeries(), fromSeconds: START, toSeconds: START + 4 * 3600, stepSeconds: 15 });
     kube = await startFakeKubeApiServer();
     addIntegrationObjects(kube);
-    adapter = await startTestAdapter({ config: RULES, prometheusUrl: prometheus.url, kubeconfig: kube.kubeconfigPath });
+    // A long cache lifetime: on a loaded machine 100 TLS handshakes can outlast the default 5 s, and the
+    // single-flight test must count one query however slowly the requests arrive.
+    adapter = await startTestAdapter({ config: RULES, prometheusUrl: prometheus.url, kubeconfig: kube.kubeconfigPath, queryCacheTtlMs: 120_000 });
   });
   after(async () => {
     await adapter?.close();
