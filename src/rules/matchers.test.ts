@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { InvalidLabelNameError, InvalidLabelValueError, promqlString } from './escape.ts';
 import { namesToMatcher, requirementToMatcher, selectorToMatchers, UnsupportedOperatorError } from './matchers.ts';
 import { parseSelector, type Requirement } from './selector.ts';
-import { readDoubleQuoted, readLiteralAlternation, readMatchers, type MatchOp, type ReadMatcher } from '../../test/harness/promql-reader.ts';
+import { intendedMatcher, readDoubleQuoted, readLiteralAlternation, readMatchers, type MatchOp, type ReadMatcher } from '../../test/harness/promql-reader.ts';
 
 const FC_PARAMS = { seed: 424242, numRuns: 1000 } as const;
 
@@ -243,25 +243,7 @@ const requirement: fc.Arbitrary<Requirement> = fc.oneof(
   fc.record({ key: labelName, operator: fc.constantFrom('Exists' as const, 'DoesNotExist' as const), values: fc.constant<string[]>([]) }),
 );
 
-/** What the matcher for `req` must read back as. */
-function expected(req: Requirement): { name: string; op: MatchOp; values: string[] } {
-  switch (req.operator) {
-    case 'Equals':
-      return { name: req.key, op: '=', values: [req.values[0]!] };
-    case 'NotEquals':
-      return { name: req.key, op: '!=', values: [req.values[0]!] };
-    case 'In':
-      return { name: req.key, op: '=~', values: [...new Set(req.values)] };
-    case 'NotIn':
-      return { name: req.key, op: '!~', values: [...new Set(req.values)] };
-    case 'Exists':
-      return { name: req.key, op: '!=', values: [''] };
-    case 'DoesNotExist':
-      return { name: req.key, op: '=', values: [''] };
-    default:
-      throw new Error(`not generated: ${req.operator}`);
-  }
-}
+const expected = intendedMatcher;
 
 /** The values a read matcher denotes: the string itself, or the literals of its regex alternation. */
 function denoted(m: ReadMatcher): string[] {

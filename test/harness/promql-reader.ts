@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Requirement } from '../../src/rules/selector.ts';
 
 // Test-only reader of `name op "string"` lists, written from the PromQL lexer rules (not from the module), so
 // the round-trip properties below check the escaping against an independent implementation.
@@ -112,3 +113,23 @@ export function readLiteralAlternation(pattern: string): string[] {
   return alternatives;
 }
 
+
+/** The matcher a selector requirement must read back as: name, operator and the literal values it denotes. */
+export function intendedMatcher(req: Requirement): { name: string; op: MatchOp; values: string[] } {
+  switch (req.operator) {
+    case 'Equals':
+      return { name: req.key, op: '=', values: [req.values[0]!] };
+    case 'NotEquals':
+      return { name: req.key, op: '!=', values: [req.values[0]!] };
+    case 'In':
+      return { name: req.key, op: '=~', values: [...new Set(req.values)] };
+    case 'NotIn':
+      return { name: req.key, op: '!~', values: [...new Set(req.values)] };
+    case 'Exists':
+      return { name: req.key, op: '!=', values: [''] };
+    case 'DoesNotExist':
+      return { name: req.key, op: '=', values: [''] };
+    default:
+      throw new Error(`Prometheus cannot express ${req.operator}`);
+  }
+}

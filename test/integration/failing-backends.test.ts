@@ -6,9 +6,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:https';
 import { startPrometheus, type PrometheusProcess } from '../../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
+import { httpsGet } from '../harness/https-get.ts';
 import { startTestAdapter, type TestAdapter } from '../harness/adapter.ts';
 import { addIntegrationObjects, integrationSeries, START } from '../harness/dataset.ts';
 import { startFaultProxy, type FaultMode, type FaultProxy } from '../harness/fault-proxy.ts';
@@ -22,32 +22,8 @@ const HEALTH = ['/healthz', '/livez', '/readyz'];
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
-/**
- * A GET that also says how long the server took once the TLS connection was up, which is the server's own time
- * to answer; with hundreds of handshakes at once, time from the first request would mostly measure those.
- */
-function timedGet(url: string): Promise<{ status: number; json: any; text: string; headers: Record<string, unknown>; serverMs: number }> {
-  return new Promise((resolve, reject) => {
-    let connectedAt = 0;
-    const req = request(url, { agent: false, rejectUnauthorized: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, json, text, headers: res.headers, serverMs: performance.now() - connectedAt });
-      });
-    });
-    req.on('socket', (socket) => socket.once('secureConnect', () => (connectedAt = performance.now())));
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** A GET that also says how long the server took once the TLS connection was up (hundreds of handshakes at once would dominate otherwise). */
+const timedGet = (url: string) => httpsGet(url, { rejectUnauthorized: false });
 
 describe('failing Prometheus backends', () => {
   let prometheus: PrometheusProcess;

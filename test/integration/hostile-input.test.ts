@@ -13,7 +13,7 @@ import { parseSelector, SelectorParseError, type Requirement, type Selector } fr
 import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
 import { startTestAdapter, type TestAdapter } from '../harness/adapter.ts';
 import { gauge, START } from '../harness/dataset.ts';
-import { readLiteralAlternation, readMatchers, type MatchOp } from '../harness/promql-reader.ts';
+import { intendedMatcher, readLiteralAlternation, readMatchers, type MatchOp } from '../harness/promql-reader.ts';
 
 const RULES = new URL('../fixtures/rules/hostile.yaml', import.meta.url).pathname;
 const PREFIX = 'sum by (pod) (probe_metric{';
@@ -22,25 +22,7 @@ const SUFFIX = ',fixed="1"})';
 const tried = { render: 0, http: 0, httpQueried: 0 };
 
 type Intended = { name: string; op: MatchOp; values: string[] };
-
-function intendedFor(req: Requirement): Intended {
-  switch (req.operator) {
-    case 'Equals':
-      return { name: req.key, op: '=', values: [req.values[0]!] };
-    case 'NotEquals':
-      return { name: req.key, op: '!=', values: [req.values[0]!] };
-    case 'In':
-      return { name: req.key, op: '=~', values: [...req.values] };
-    case 'NotIn':
-      return { name: req.key, op: '!~', values: [...req.values] };
-    case 'Exists':
-      return { name: req.key, op: '!=', values: [''] };
-    case 'DoesNotExist':
-      return { name: req.key, op: '=', values: [''] };
-    default:
-      throw new Error(`not expressible: ${req.operator}`);
-  }
-}
+const intendedFor = intendedMatcher;
 
 /** Reads a rendered query back and checks it is the template with exactly `intended` in the braces. */
 function assertStructure(query: string, intended: Intended[]): void {
