@@ -5,7 +5,10 @@ import { buildApp, closeGracefully, SHUTDOWN_GRACE_MS } from './api/app.ts';
 import { loadOrCreateServingCert } from './api/certificates.ts';
 import { ServingCertReloader, ServingTls } from './api/serving-tls.ts';
 import type { ServeOptions } from './cli/serve-options.ts';
-import { loadRuleFile } from './config/load.ts';
+import { parseRuleFile, readRuleFileText, type PartialRuleFile } from './config/load.ts';
+import type { RuleFile } from './config/model.ts';
+import { RuleFileWatcher, type ReloadOutcome } from './config/rule-file-watcher.ts';
+import { NotFoundError } from './errors.ts';
 import { createDelegatedGuard, type Guard } from './kubernetes/delegated-auth.ts';
 import { loadKubeConfig } from './kubernetes/kubeconfig.ts';
 import { InformerObjectSource } from './kubernetes/object-cache.ts';
@@ -20,8 +23,9 @@ import { queryOutcome, SelfMetrics } from './observability/self-metrics.ts';
 import { RuleLabels, relistRuleStats } from './observability/rule-labels.ts';
 import { startMetricsServer } from './observability/metrics-server.ts';
 import { PrometheusCustomMetricsProvider } from './providers/custom.ts';
+import { explainCustomMetric, type ExplainRequest, type Explanation } from './providers/explain.ts';
 import { PrometheusExternalMetricsProvider } from './providers/external.ts';
-import { ResourceMetricsProvider } from './providers/resource.ts';
+import { ResourceMetricsProvider, type ResourceMetricsSource } from './providers/resource.ts';
 import { SeriesDiscovery } from './prometheus/series-discovery.ts';
 import { MetricRegistry } from './rules/registry.ts';
 import { WELL_KNOWN_RESOURCES } from './rules/well-known-resources.ts';
@@ -30,7 +34,24 @@ export interface RunningServer {
   readonly app: FastifyInstance;
   /** https://host:port of the listening socket. */
   readonly url: string;
+  /** Walks one custom-metrics read through this server's rules, objects and Prometheus (`explain`, /debug/explain). */
+  explain(request: ExplainRequest): Promise<Explanation>;
+  /** Re-reads the rule file now (SIGHUP); the watcher does the same on its own when the file changes. */
+  reloadRules(): Promise<ReloadOutcome>;
   close(): Promise<void>;
+}
+
+/** What the config_rules gauge counts: native metrics, series rules, and resourceRules as one. */
+function ruleCount(rules: RuleFile): number {
+  return rules.metrics.length + rules.seriesRules.length + (rules.resourceRules ? 1 : 0);
+}
+
+/** The optional API groups a rule file needs; routes for them are registered once, at start. */
+function apiGroups(rules: RuleFile): string {
+  const groups = [];
+  if (rules.seriesRules.some((r) => r.kind === 'external')) groups.push('external.metrics.k8s.io');
+  if (rules.resourceRules) groups.push('metrics.k8s.io');
+  return groups.join(',');
 }
 
 /** True for addresses that only this machine can reach. */
@@ -50,7 +71,8 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
       `--insecure-disable-auth is only allowed with a loopback --bind-address (127.0.0.1 or ::1), not ${options.bindAddress}: anyone who can reach the port could read every metric`,
     );
   }
-  const ruleFile = await loadRuleFile(options.config);
+  const ruleFileText = await readRuleFileText(options.config);
+  let ruleFile = parseRuleFile(options.config, ruleFileText);
   log.info({ file: options.config, rules: ruleFile.metrics.length }, 'rule file loaded');
 
   if (options.prometheusAuthInCluster && options.prometheusAuthConfig) {
@@ -82,8 +104,8 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     backendUrl: prometheus.displayUrl,
   });
   const selfMetrics = new SelfMetrics();
-  const ruleLabels = new RuleLabels(ruleFile.seriesRules);
-  selfMetrics.configReload('success', ruleFile.metrics.length + ruleFile.seriesRules.length + (ruleFile.resourceRules ? 1 : 0));
+  let ruleLabels = new RuleLabels(ruleFile.seriesRules);
+  selfMetrics.configReload('success', ruleCount(ruleFile));
   selfMetrics.onScrape(() => {
     selfMetrics.prometheusInflight(limited.stats.inFlight);
     selfMetrics.prometheusQueued(limited.stats.queued);
@@ -101,22 +123,27 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
 
   let mapper = ResourceMapper.wellKnown();
   // Native rules are known from the file; prometheus-adapter rules become metrics after each relist.
-  const discovery =
-    ruleFile.seriesRules.length > 0
-      ? new SeriesDiscovery({
-          client: limited,
-          rules: ruleFile.seriesRules,
-          resolver: () => mapper,
-          relistIntervalMs: options.relistIntervalMs,
-          maxAgeMs: options.metricsMaxAgeMs,
-          log,
-          onUpdate: (result) => {
-            rebuildRegistry();
-            const seconds = result.perQuery.reduce((sum, q) => Math.max(sum, q.durationMs), 0) / 1000;
-            selfMetrics.observeRelist(seconds, relistRuleStats(ruleFile.seriesRules, result), result.perQuery.every((q) => q.ok));
-          },
-        })
-      : null;
+  const newDiscovery = (seriesRules: RuleFile['seriesRules']): SeriesDiscovery | null => {
+    if (seriesRules.length === 0) return null;
+    const created: SeriesDiscovery = new SeriesDiscovery({
+      client: limited,
+      rules: seriesRules,
+      resolver: () => mapper,
+      relistIntervalMs: options.relistIntervalMs,
+      maxAgeMs: options.metricsMaxAgeMs,
+      log,
+      onUpdate: (result) => {
+        // A replaced discovery's last relist, or a new one's first (before the swap), must not touch what is served.
+        if (created !== discovery) return;
+        rebuildRegistry();
+        const seconds = result.perQuery.reduce((sum, q) => Math.max(sum, q.durationMs), 0) / 1000;
+        selfMetrics.observeRelist(seconds, relistRuleStats(seriesRules, result), result.perQuery.every((q) => q.ok));
+      },
+    });
+    return created;
+  };
+  let discovery: SeriesDiscovery | null = null;
+  discovery = newDiscovery(ruleFile.seriesRules);
   const buildRegistry = (): MetricRegistry => new MetricRegistry([...ruleFile.metrics, ...(discovery?.current().custom ?? [])], mapper);
   let registry = buildRegistry();
   const rebuildRegistry = (): void => {
@@ -152,16 +179,17 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     objects = new KubeStateObjectSource(engine);
   }
   if (discovery) {
+    const first = discovery;
     // Serve after the first relist, so the first discovery document is not empty; if Prometheus is
     // down, serve anyway (readyz says not ready) and let the periodic relist catch up.
     try {
-      const first = await discovery.runOnce();
-      log.info({ custom: first.custom.length, external: first.external.length }, 'series discovery done');
+      const result = await first.runOnce();
+      log.info({ custom: result.custom.length, external: result.external.length }, 'series discovery done');
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'first series discovery failed; retrying every --metrics-relist-interval');
     }
     rebuildRegistry();
-    discovery.start();
+    first.start();
   }
   for (const problem of registry.problems) log.warn(problem);
 
@@ -189,12 +217,29 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     log,
     maxObjectsPerRequest: options.maxObjectsPerRequest,
   });
+  const explain = (request: ExplainRequest): Promise<Explanation> =>
+    explainCustomMetric(
+      // Getters, not values: a rule reload swaps the registry and the discovery.
+      { registry: () => registry, resources: () => mapper, objects, engine, provider, discovery: () => discovery?.current() ?? null },
+      request,
+    );
   const hasExternalRules = ruleFile.seriesRules.some((r) => r.kind === 'external');
   const external = hasExternalRules
     ? new PrometheusExternalMetricsProvider({ rules: () => discovery?.current().external ?? [], engine, log })
     : undefined;
-  const resource = ruleFile.resourceRules
-    ? new ResourceMetricsProvider({ rules: ruleFile.resourceRules, objects, engine, log, maxObjectsPerRequest: options.maxObjectsPerRequest })
+  const newResourceProvider = (rules: RuleFile['resourceRules']): ResourceMetricsProvider | undefined =>
+    rules ? new ResourceMetricsProvider({ rules, objects, engine, log, maxObjectsPerRequest: options.maxObjectsPerRequest }) : undefined;
+  let resourceProvider = newResourceProvider(ruleFile.resourceRules);
+  const servedByResource = (): ResourceMetricsProvider => {
+    if (!resourceProvider) throw new NotFoundError('the rule file no longer has resourceRules; restart the adapter to stop serving metrics.k8s.io');
+    return resourceProvider;
+  };
+  // The routes hold this object for the process's life; it follows whatever provider the current rules built.
+  const resource: ResourceMetricsSource | undefined = resourceProvider
+    ? {
+        getPodMetrics: (...args) => servedByResource().getPodMetrics(...args),
+        getNodeMetrics: (...args) => servedByResource().getNodeMetrics(...args),
+      }
     : undefined;
   // One owner of the TLS context: the guard's CA reloads and serving-certificate rotation each change their part.
   const servingTls = new ServingTls({ pair: tls, clientCaPem: guard?.clientCaPem, minVersion: options.tlsMinVersion, log });
@@ -218,6 +263,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     http2: !options.disableHttp2,
     http2MaxConcurrentStreams: options.http2MaxStreamsPerConnection,
     custom: provider,
+    explain,
     ...(external ? { external } : {}),
     ...(resource ? { resource } : {}),
     ...(guard ? { guard: guard.check } : {}),
@@ -234,10 +280,64 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     { url, customMetrics: registry.all().length, externalMetrics: external?.listAllExternalMetrics().length ?? 0, resourceMetrics: Boolean(resource) },
     'serving the metrics APIs',
   );
+
+  const servedGroups = apiGroups(ruleFile);
+  const applyRules = async ({ ruleFile: next, skipped }: PartialRuleFile): Promise<void> => {
+    // Everything that can refuse the new rules runs before anything is swapped.
+    const nextResource = newResourceProvider(next.resourceRules);
+    const nextDiscovery = newDiscovery(next.seriesRules);
+    if (nextDiscovery) {
+      // The first relist runs before the swap, so the discovered metrics never disappear in between.
+      try {
+        await nextDiscovery.runOnce();
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'first series discovery of the reloaded rules failed; retrying every --metrics-relist-interval');
+      }
+    }
+    const previous = discovery;
+    ruleFile = next;
+    ruleLabels = new RuleLabels(next.seriesRules);
+    discovery = nextDiscovery;
+    previous?.stop();
+    resourceProvider = nextResource;
+    rebuildRegistry();
+    nextDiscovery?.start();
+    if (objects instanceof InformerObjectSource) {
+      const wanted = registry.all().map((r) => r.resource);
+      if (next.resourceRules) wanted.push(mapper.resolve('pods')!, mapper.resolve('nodes')!);
+      objects.prepare(wanted.filter((r, i, all) => all.indexOf(r) === i));
+    }
+    for (const problem of registry.problems) log.warn(problem);
+    for (const problem of skipped) log.error({ file: options.config }, `rule skipped: ${problem}`);
+    const groups = apiGroups(next);
+    if (groups !== servedGroups) {
+      log.warn(
+        { served: servedGroups || 'custom.metrics.k8s.io only', wanted: groups || 'custom.metrics.k8s.io only' },
+        'the reloaded rules need a different set of API groups; restart the adapter to serve them (routes are registered at start)',
+      );
+    }
+    selfMetrics.configReload('success', ruleCount(next));
+    log.info(
+      { file: options.config, metrics: next.metrics.length, seriesRules: next.seriesRules.length, resourceRules: Boolean(next.resourceRules), skipped: skipped.length, customMetrics: registry.all().length },
+      'rule file reloaded',
+    );
+  };
+  const watcher = new RuleFileWatcher({
+    file: options.config,
+    loadedText: ruleFileText,
+    log,
+    apply: applyRules,
+    rejected: () => selfMetrics.configReload('failure', ruleCount(ruleFile)),
+  });
+  watcher.start();
+
   return {
     app,
     url,
+    explain,
+    reloadRules: () => watcher.reload(),
     async close() {
+      watcher.stop();
       for (const t of timers) clearInterval(t);
       discovery?.stop();
       certReloader?.stop();

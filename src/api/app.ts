@@ -5,6 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpsOption
 import type { Logger } from 'pino';
 import type { CustomMetricsProvider, ExternalMetricsProvider } from '../providers/types.ts';
 import type { ResourceMetricsSource } from '../providers/resource.ts';
+import type { ExplainRequest, Explanation } from '../providers/explain.ts';
 import { registerCustomMetricsRoutes } from './custom-metrics-routes.ts';
 import { encodeApiGroup } from './custom-metrics-wire.ts';
 import { EXTERNAL_METRICS_API_GROUP } from './external-metrics-wire.ts';
@@ -35,6 +36,11 @@ export interface AppOptions {
    */
   readonly guard?: (request: import('fastify').FastifyRequest) => Promise<string>;
   readonly isReady?: () => boolean;
+  /**
+   * Serves GET /debug/explain/apis/custom.metrics.k8s.io/{version}/...: the walk-through of one read. It reveals
+   * PromQL and raw samples, so it sits behind the guard like the APIs (nonResourceURLs /debug/explain/*).
+   */
+  readonly explain?: (request: ExplainRequest) => Promise<Explanation>;
   /** Request counts and latencies by API group and code. */
   readonly selfMetrics?: SelfMetrics;
 }
@@ -180,6 +186,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
   if (options.resource) {
     registerResourceMetricsRoutes(app, options.resource);
     groups.push({ ...METRICS_API_GROUP });
+  }
+  if (options.explain) {
+    const explain = options.explain;
+    app.get('/debug/explain/*', async (request, reply) => {
+      const explanation = await explain({ path: request.url.slice('/debug/explain'.length) });
+      return sendJson(request, reply, 200, explanation);
+    });
   }
   app.get('/apis', async (request, reply) => sendJson(request, reply, 200, { kind: 'APIGroupList', apiVersion: 'v1', groups }));
   return app;

@@ -5,6 +5,7 @@ import { startServer } from '../server.ts';
 import { ConfigError } from '../errors.ts';
 import { addServeFlags, toServeOptions } from './serve-options.ts';
 import { validateRuleFile } from './validate.ts';
+import { addExplainCommand } from './explain.ts';
 import { parseGoDuration } from './durations.ts';
 
 const VERSION = '0.1.0';
@@ -57,6 +58,12 @@ export function buildProgram(): Command {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // Without a handler SIGHUP would kill the process; the watcher also notices changes, this is the manual nudge.
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      log.info({ signal: 'SIGHUP', file: options.config }, 'reloading the rule file');
+      void server.reloadRules().then((outcome) => log.info({ outcome }, 'rule file reload finished'));
+    });
   });
   program
     .command('validate')
@@ -79,6 +86,7 @@ export function buildProgram(): Command {
         out: (line) => void process.stdout.write(`${line}\n`),
       });
     });
+  addExplainCommand(program);
   return program;
 }
 

@@ -72,14 +72,16 @@ export function parseAdapterConfig(
   file: string,
   data: unknown,
   lineOf: (path: Path) => string,
-): { seriesRules: SeriesRule[]; resourceRules: ResourceRules | null } {
+  options: { skipInvalidRules?: boolean } = {},
+): { seriesRules: SeriesRule[]; resourceRules: ResourceRules | null; skipped: string[] } {
   const problems: { line: number; text: string }[] = [];
   const report = (path: Path, what: string): void => {
     const at = lineOf(path);
     problems.push({ line: Number(/^line (\d+)/.exec(at)?.[1] ?? Number.MAX_SAFE_INTEGER), text: `${at}${pathText(path)}: ${what}` });
   };
 
-  if (!validate(data)) {
+  const schemaValid = validate(data);
+  if (!schemaValid) {
     for (const e of validate.errors ?? []) {
       const { path, what } = describeSchemaError(e);
       report(path, what);
@@ -117,11 +119,12 @@ export function parseAdapterConfig(
     if (cpu && memory && window) resourceRules = { origin: `${file} resourceRules`, cpu, memory, window };
   }
 
-  if (problems.length > 0) {
-    problems.sort((a, b) => a.line - b.line);
-    throw new ConfigError(file, problems.map((p) => p.text));
-  }
-  return { seriesRules, resourceRules };
+  problems.sort((a, b) => a.line - b.line);
+  // A rule with a problem is never built (each parser returns null), so what is left is safe to serve;
+  // a schema failure says the file's shape is wrong, and then nothing in it is trusted.
+  if (options.skipInvalidRules && schemaValid) return { seriesRules, resourceRules, skipped: problems.map((p) => p.text) };
+  if (problems.length > 0) throw new ConfigError(file, problems.map((p) => p.text));
+  return { seriesRules, resourceRules, skipped: [] };
 }
 
 type Report = (path: Path, what: string) => void;

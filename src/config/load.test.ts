@@ -122,3 +122,64 @@ test('schema/rules.schema.json is the schema the loader uses (run scripts/write-
   const published = JSON.parse(readFileSync(new URL('../../schema/rules.schema.json', import.meta.url), 'utf8'));
   assert.deepEqual(published, JSON.parse(JSON.stringify(nativeRuleFileSchema)));
 });
+
+test('skipInvalidRules: bad templates, windows and duplicates are skipped and reported, the rest loads', () => {
+  const text = [
+    'metrics:',
+    '- name: good',
+    '  resource: pods',
+    '  query: x{<<.LabelMatchers>>}',
+    '- name: bad_template',
+    '  resource: pods',
+    '  query: x{<<.Nope>>}',
+    '- name: good',
+    '  resource: pods',
+    '  query: y',
+    '- name: half_bad',
+    '  resource: pods',
+    '  windows: [1m, 500ms]',
+    '  query: z',
+    '- name: bad_template',
+    '  resource: pods',
+    '  query: w',
+    '',
+  ].join('\n');
+  const { ruleFile, skipped } = parseRuleFile('r.yaml', text, { skipInvalidRules: true });
+  // A skipped rule's name stays free: the last rule takes `bad_template`; a rule is served whole or not at all.
+  assert.deepEqual(ruleFile.metrics.map((m) => m.metric), ['good', 'bad_template']);
+  assert.equal(skipped.length, 3);
+  assert.match(skipped[0]!, /^line 5: metrics\[1\] \(bad_template\): query: .*Nope/);
+  assert.match(skipped[1]!, /metrics\[2\] \(good\): name: metric "good" for pods is already defined by metrics\[0\]/);
+  assert.match(skipped[2]!, /metrics\[3\] \(half_bad\): windows: "500ms"/);
+  // Start-up stays strict about the same file.
+  assert.throws(() => parseRuleFile('r.yaml', text), ConfigError);
+});
+
+test('skipInvalidRules: a YAML or schema error still rejects the whole file', () => {
+  assert.throws(() => parseRuleFile('r.yaml', 'metrics: [', { skipInvalidRules: true }), ConfigError);
+  assert.throws(() => parseRuleFile('r.yaml', 'metrics:\n- name: m\n  resource: pods\n', { skipInvalidRules: true }), /missing required key "query"/);
+  assert.throws(
+    () => parseRuleFile('r.yaml', 'rules:\n- seriesQuery: up\n  bogus: 1\n', { skipInvalidRules: true }),
+    /unknown key "bogus"/,
+  );
+});
+
+test('skipInvalidRules in prometheus-adapter format: a rule with a bad regex is skipped, the others load', () => {
+  const text = [
+    'rules:',
+    '- seriesQuery: up',
+    '  name: { matches: "(" }',
+    '  metricsQuery: sum(<<.Series>>)',
+    '- seriesQuery: other',
+    '  metricsQuery: sum(<<.Series>>)',
+    'externalRules:',
+    '- seriesQuery: ext',
+    '  metricsQuery: sum(<<.Bad>>)',
+    '',
+  ].join('\n');
+  const { ruleFile, skipped } = parseRuleFile('pa.yaml', text, { skipInvalidRules: true });
+  assert.deepEqual(ruleFile.seriesRules.map((r) => r.origin), ['pa.yaml rules[1]']);
+  assert.equal(skipped.length, 2);
+  assert.match(skipped[0]!, /rules\[0\]\.name\.matches: invalid regular expression/);
+  assert.match(skipped[1]!, /externalRules\[0\]\.metricsQuery/);
+});

@@ -27,20 +27,36 @@ const ajv = new Ajv({ allErrors: true, strict: true });
 const validateNative = ajv.compile(nativeRuleFileSchema);
 
 export async function loadRuleFile(file: string): Promise<RuleFile> {
-  let text: string;
+  return parseRuleFile(file, await readRuleFileText(file));
+}
+
+export async function readRuleFileText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
   }
-  return parseRuleFile(file, text);
+}
+
+/** A rule file loaded with its invalid rules left out; each skipped rule has one message per problem. */
+export interface PartialRuleFile {
+  readonly ruleFile: RuleFile;
+  readonly skipped: readonly string[];
 }
 
 /**
  * Parses and validates a rule file, native (`metrics:`) or prometheus-adapter's format (`rules`,
  * `externalRules`, `resourceRules`); every problem found is reported at once, each with its place.
  */
-export function parseRuleFile(file: string, text: string): RuleFile {
+export function parseRuleFile(file: string, text: string): RuleFile;
+/**
+ * For reloads: a file that does not parse or fails the schema still throws, but a rule with a bad template,
+ * regex, window or a duplicate name is left out and reported in `skipped`, so one typo does not keep the
+ * rest of an update from serving. Start-up stays strict.
+ */
+export function parseRuleFile(file: string, text: string, options: { skipInvalidRules: true }): PartialRuleFile;
+export function parseRuleFile(file: string, text: string, options?: { skipInvalidRules: true }): RuleFile | PartialRuleFile {
+  const skip = options?.skipInvalidRules === true;
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -77,8 +93,9 @@ export function parseRuleFile(file: string, text: string): RuleFile {
         `${lineOf(['metrics'])}top level: the native \`metrics:\` list cannot be mixed with prometheus-adapter's ${adapterKeys.map((k) => `\`${k}\``).join(', ')} in one file; use one format per file`,
       ]);
     }
-    const { seriesRules, resourceRules } = parseAdapterConfig(file, data, lineOf);
-    return { file, metrics: [], seriesRules, resourceRules };
+    const { seriesRules, resourceRules, skipped } = parseAdapterConfig(file, data, lineOf, { skipInvalidRules: skip });
+    const ruleFile: RuleFile = { file, metrics: [], seriesRules, resourceRules };
+    return skip ? { ruleFile, skipped } : ruleFile;
   }
   if (!validateNative(data)) {
     throw new ConfigError(file, (validateNative.errors ?? []).map((e) => describeSchemaError(e, data, lineOf)));
@@ -89,6 +106,9 @@ export function parseRuleFile(file: string, text: string): RuleFile {
   const seen = new Map<string, string>();
   metrics.forEach((m, index) => {
     const where = `${lineOf(['metrics', index])}metrics[${index}] (${m.name})`;
+    const problemsBefore = problems.length;
+    const mine: MetricRule[] = [];
+    const mineSeen = new Map<string, string>();
     let query;
     try {
       query = compileTemplate(m.query, QUERY_TEMPLATE_FIELDS);
@@ -119,13 +139,13 @@ export function parseRuleFile(file: string, text: string): RuleFile {
         continue;
       }
       const key = `${m.resource}/${metric}`;
-      const previous = seen.get(key);
+      const previous = seen.get(key) ?? mineSeen.get(key);
       if (previous) {
         problems.push(`${where}: name: metric "${metric}" for ${m.resource} is already defined by ${previous}`);
         continue;
       }
-      seen.set(key, `metrics[${index}]`);
-      rules.push({
+      mineSeen.set(key, `metrics[${index}]`);
+      mine.push({
         metric,
         origin: `${file} metrics[${index}] (${metric})`,
         resource: m.resource,
@@ -138,9 +158,16 @@ export function parseRuleFile(file: string, text: string): RuleFile {
         ...(m.description !== undefined ? { description: m.description } : {}),
       });
     }
+    // When skipping, a rule is served whole or not at all (not some of its windows), and a skipped rule's
+    // names stay free for a later rule.
+    if (skip && problems.length > problemsBefore) return;
+    for (const [key, owner] of mineSeen) seen.set(key, owner);
+    rules.push(...mine);
   });
+  const ruleFile: RuleFile = { file, metrics: rules, seriesRules: [], resourceRules: null };
+  if (skip) return { ruleFile, skipped: problems };
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return { file, metrics: rules, seriesRules: [], resourceRules: null };
+  return ruleFile;
 }
 
 export function metricNameForWindow(name: string, window: string): string {

@@ -3,7 +3,7 @@ import { AdapterError, BadRequestError, NotFoundError, InternalError } from '../
 import type { ObjectSource } from '../kubernetes/object-source.ts';
 import type { EngineResult, QueryEngine } from '../prometheus/query-engine.ts';
 import type { MetricRegistry, RegisteredMetric, ResourceResolver } from '../rules/registry.ts';
-import { renderRuleQuery } from '../rules/render-query.ts';
+import { renderRuleQuery, type QueryTarget } from '../rules/render-query.ts';
 import { selectorToString, type Selector } from '../rules/selector.ts';
 import { groupResourceString, type ResourceInfo } from '../rules/well-known-resources.ts';
 import {
@@ -47,8 +47,7 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     const entry = this.#lookup(info, object.name);
     const { rule, resource } = entry;
     const namespace = resource.namespaced ? object.namespace : null;
-    const names = rule.queryScope === 'objects' || resource.resource === 'namespaces' ? [object.name] : null;
-    const result = await this.#run(entry, { namespace, names, metricSelector });
+    const result = await this.#run(entry, queryTargetOf(entry, namespace, [object.name], 'name', metricSelector));
     const values = this.#join(entry, result, [object.name], namespace, metricSelector);
     const value = values[0];
     if (!value) {
@@ -94,11 +93,7 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
           `${max} objects one request may cover (--max-objects-per-request): narrow the labelSelector, or ask for objects by name`,
       );
     }
-    const result = await this.#run(entry, {
-      namespace: ns,
-      names: rule.queryScope === 'objects' ? names : null,
-      metricSelector,
-    });
+    const result = await this.#run(entry, queryTargetOf(entry, ns, names, 'selector', metricSelector));
     return this.#join(entry, result, names, ns, metricSelector);
   }
 
@@ -171,6 +166,22 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     }
     return out;
   }
+}
+
+/**
+ * What one read's query selects: the object names go into it only when the rule asks for that (queryScope
+ * objects) or the read is about one namespace, which is its own object. Shared with `explain`, so the PromQL
+ * it shows is the one the provider sends.
+ */
+export function queryTargetOf(
+  { rule, resource }: RegisteredMetric,
+  namespace: string | null,
+  names: readonly string[],
+  by: 'name' | 'selector',
+  metricSelector: Selector,
+): QueryTarget {
+  const inQuery = rule.queryScope === 'objects' || (by === 'name' && resource.resource === 'namespaces');
+  return { namespace, names: inQuery ? names : null, metricSelector };
 }
 
 function objectReference(resource: ResourceInfo, name: string, namespace: string | null): ObjectReference {
