@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Option, type Command } from 'commander';
 import { pino } from 'pino';
 import { createLogger } from '../logging.ts';
 import { formatExplanation, type ExplainRequest } from '../providers/explain.ts';
