@@ -16,6 +16,19 @@ import { sendJson } from './json-response.ts';
 import { METHOD_NOT_ALLOWED, NOT_FOUND_ROUTE, statusBody, toStatus } from './status.ts';
 import { AdapterError } from '../errors.ts';
 import { apiGroupOfPath, type SelfMetrics } from '../observability/self-metrics.ts';
+import { requestTraces, type RequestTrace } from '../observability/request-context.ts';
+
+/** The rule, PromQL, query time and item count of a request, for its one log line. */
+function traceFields(trace: RequestTrace | undefined): Record<string, unknown> {
+  if (!trace) return {};
+  const out: Record<string, unknown> = {};
+  if (trace.items !== undefined) out.items = trace.items;
+  if (trace.queries.length > 0) {
+    out.rules = [...new Set(trace.queries.map((q) => q.rule))];
+    out.queries = trace.queries.map((q) => ({ query: q.query, source: q.source, ms: q.ms, samples: q.samples }));
+  }
+  return out;
+}
 
 export interface AppOptions {
   readonly log: Logger;
@@ -65,6 +78,7 @@ const connectionsOf = new WeakMap<FastifyInstance, Set<Socket>>();
 export function buildApp(options: AppOptions): FastifyInstance {
   const { log } = options;
   const users = new WeakMap<object, string>();
+  const traces = new WeakMap<object, RequestTrace>();
   const common: FastifyServerOptions = {
     loggerInstance: log as FastifyBaseLogger,
     // Requests are logged once, by the onResponse hook below, with what a debugging user needs.
@@ -127,6 +141,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   app.addHook('onRequest', async (request, reply) => {
+    // Everything the request causes from here on (queries, items) is recorded in its trace.
+    const trace: RequestTrace = { queries: [] };
+    traces.set(request, trace);
+    requestTraces.enterWith(trace);
     if (request.url.length > MAX_URL_BYTES) {
       return sendJson(request, reply, 414, statusBody(414, undefined, `request URL longer than ${MAX_URL_BYTES} bytes`));
     }
@@ -147,6 +165,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
         ms: +reply.elapsedTime.toFixed(2),
         // Tells the aggregator's multiplexed HTTP/2 traffic apart from direct HTTP/1.1 clients.
         http: request.raw.httpVersion,
+        ...traceFields(traces.get(request)),
       },
       'request',
     );

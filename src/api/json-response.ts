@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { currentTrace } from '../observability/request-context.ts';
 
 /**
  * Writes JSON the way Kubernetes API servers do: compact with a trailing newline, or indented for
@@ -6,6 +7,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
  * Go's HTML-safe encoder.
  */
 export function sendJson(request: FastifyRequest, reply: FastifyReply, code: number, body: unknown): FastifyReply {
+  const items = (body as { items?: unknown } | null)?.items;
+  const trace = currentTrace();
+  if (trace && Array.isArray(items)) trace.items = items.length;
   // As kube-apiserver's error writer does: a Status that says when to retry says it in the header too, where
   // client-go and the aggregator look for it.
   const retryAfter = (body as { kind?: unknown; details?: { retryAfterSeconds?: unknown } } | null)?.details?.retryAfterSeconds;

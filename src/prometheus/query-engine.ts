@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { InstantQuerier, InstantQueryResult } from './http-client.ts';
+import { currentTrace } from '../observability/request-context.ts';
 
 /** What the engine reports about each query, for self-metrics; the engine knows nothing of prom-client. */
 export interface QueryObserver {
@@ -56,6 +57,14 @@ export class QueryEngine {
 
   /** `rule` names who asked, for self-metrics and logs. */
   async query(promql: string, rule = 'unknown'): Promise<EngineResult> {
+    const started = performance.now();
+    const result = await this.#query(promql, rule);
+    // The request being served (if any) logs its rules and PromQL in one line.
+    currentTrace()?.queries.push({ rule, query: promql, source: result.source, ms: +(performance.now() - started).toFixed(2), samples: result.samples.length });
+    return result;
+  }
+
+  async #query(promql: string, rule: string): Promise<EngineResult> {
     const observer = this.#observer;
     const cached = this.#cache?.get(promql);
     if (cached) {

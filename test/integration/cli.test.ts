@@ -91,6 +91,18 @@ test('serves HTTPS with the seed spelling of flags, and exits cleanly on SIGTERM
     assert.ok(queryLog, stderr);
     assert.match(queryLog.query, /rate\(container_cpu_usage_seconds_total\{namespace="default",container!="",container!="POD"\}\[1m\]\)/);
     assert.equal(typeof queryLog.ms, 'number');
+    // ...and each request one line with its rule, PromQL, duration and number of items.
+    const requestLog = stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.msg === 'request' && /pod_cpu_used_1m/.test(l.url));
+    assert.ok(requestLog, stderr);
+    assert.equal(requestLog.items, 2);
+    assert.equal(requestLog.status, 200);
+    assert.equal(typeof requestLog.ms, 'number');
+    // With --object-source=prometheus the object lookup is a query too; the rule's own query is among them.
+    assert.ok(requestLog.rules.some((r: string) => /rules\.yaml metrics\[0\] \(pod_cpu_used_1m\)$/.test(r)), JSON.stringify(requestLog.rules));
+    assert.ok(
+      requestLog.queries.some((q: { query: string }) => /rate\(container_cpu_usage_seconds_total\{namespace="default",container!="",container!="POD"\}\[1m\]\)/.test(q.query)),
+      JSON.stringify(requestLog.queries),
+    );
   } finally {
     child.kill('SIGKILL');
     await prometheus.stop();
