@@ -6,7 +6,7 @@ import { loadOrCreateServingCert } from './api/certificates.ts';
 import { ServingCertReloader, ServingTls } from './api/serving-tls.ts';
 import type { ServeOptions } from './cli/serve-options.ts';
 import { parseRuleFile, readRuleFileText, type PartialRuleFile } from './config/load.ts';
-import type { RuleFile } from './config/model.ts';
+import type { BackendConfig, MetricRule, RuleFile } from './config/model.ts';
 import { RuleFileWatcher, type ReloadOutcome } from './config/rule-file-watcher.ts';
 import { NotFoundError } from './errors.ts';
 import { createDelegatedGuard, type Guard } from './kubernetes/delegated-auth.ts';
@@ -121,6 +121,67 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     },
   });
 
+  // The rule file's named backends: each its own client, gate and cache, so one slow tenant cannot take
+  // another's query slots. Credentials come only from the backend's entry, never from the flags.
+  interface Backend {
+    readonly gate: QueryLimiter;
+    readonly displayUrl: string;
+    readonly engine: QueryEngine;
+  }
+  const newEngine = (gate: QueryLimiter, displayUrl: string, cacheTtlMs: number): QueryEngine =>
+    new QueryEngine(gate, {
+      cacheTtlMs,
+      cacheMaxEntries: options.queryCacheSize,
+      observer: {
+        cacheResult: (result) => selfMetrics.cacheResult(result),
+        prometheusQuery: (rule, error, seconds) =>
+          selfMetrics.observePrometheusQuery(ruleLabels.of(rule), displayUrl, queryOutcome(error), seconds),
+        valueAge: (rule, seconds) => selfMetrics.observeValueAge(ruleLabels.of(rule), seconds),
+      },
+    });
+  const defaultBackend: Backend = { gate: limited, displayUrl: prometheus.displayUrl, engine };
+  const buildBackends = (backends: RuleFile['backends']): { named: Map<string, Backend>; byTtl: Map<string, QueryEngine> } => {
+    const named = new Map<string, Backend>();
+    for (const [name, b] of Object.entries(backends ?? {}) as [string, BackendConfig][]) {
+      const client = new PrometheusHttpClient({
+        url: b.url,
+        timeoutMs: options.prometheusTimeoutMs,
+        verb: options.prometheusVerb,
+        ...(b.headers ? { headers: b.headers } : {}),
+        ...(b.bearerTokenFile ? { tokenFile: b.bearerTokenFile } : {}),
+        ...(b.basicAuth ? { basicAuth: b.basicAuth } : {}),
+        ...(b.queryParams ? { queryParams: b.queryParams } : {}),
+        ...(b.tls?.caFile ? { caFile: b.tls.caFile } : {}),
+        ...(b.tls?.certFile ? { clientCertFile: b.tls.certFile } : {}),
+        ...(b.tls?.keyFile ? { clientKeyFile: b.tls.keyFile } : {}),
+        ...(b.tls?.insecureSkipVerify === true ? { insecureSkipVerify: true } : {}),
+      });
+      const gate = new QueryLimiter(client, {
+        maxConcurrent: options.prometheusMaxConcurrentQueries,
+        maxQueued: options.prometheusMaxQueuedQueries,
+        timeoutMs: options.prometheusTimeoutMs,
+        backendUrl: client.displayUrl,
+      });
+      named.set(name, { gate, displayUrl: client.displayUrl, engine: newEngine(gate, client.displayUrl, options.queryCacheTtlMs) });
+    }
+    return { named, byTtl: new Map() };
+  };
+  let backends = buildBackends(ruleFile.backends);
+  const engineFor = (rule: MetricRule): QueryEngine => {
+    const backend = rule.backend === undefined ? defaultBackend : backends.named.get(rule.backend);
+    // The loader refuses unknown names; this only guards a registry and backends swapped out of step.
+    if (!backend) throw new NotFoundError(`the backend "${rule.backend}" of rule ${rule.origin} is not defined`);
+    if (rule.cacheTtlMs === undefined) return backend.engine;
+    // A rule with its own cache lifetime gets its own cache, still behind its backend's gate.
+    const key = `${rule.backend ?? ''}\0${rule.cacheTtlMs}`;
+    let ttlEngine = backends.byTtl.get(key);
+    if (!ttlEngine) {
+      ttlEngine = newEngine(backend.gate, backend.displayUrl, rule.cacheTtlMs);
+      backends.byTtl.set(key, ttlEngine);
+    }
+    return ttlEngine;
+  };
+
   let mapper = ResourceMapper.wellKnown();
   // Native rules are known from the file; prometheus-adapter rules become metrics after each relist.
   const newDiscovery = (seriesRules: RuleFile['seriesRules']): SeriesDiscovery | null => {
@@ -214,13 +275,14 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     resources: () => mapper,
     objects,
     engine,
+    engineFor,
     log,
     maxObjectsPerRequest: options.maxObjectsPerRequest,
   });
   const explain = (request: ExplainRequest): Promise<Explanation> =>
     explainCustomMetric(
       // Getters, not values: a rule reload swaps the registry and the discovery.
-      { registry: () => registry, resources: () => mapper, objects, engine, provider, discovery: () => discovery?.current() ?? null },
+      { registry: () => registry, resources: () => mapper, objects, engine, engineFor, provider, discovery: () => discovery?.current() ?? null },
       request,
     );
   const hasExternalRules = ruleFile.seriesRules.some((r) => r.kind === 'external');
@@ -285,6 +347,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
   const applyRules = async ({ ruleFile: next, skipped }: PartialRuleFile): Promise<void> => {
     // Everything that can refuse the new rules runs before anything is swapped.
     const nextResource = newResourceProvider(next.resourceRules);
+    const nextBackends = buildBackends(next.backends);
     const nextDiscovery = newDiscovery(next.seriesRules);
     if (nextDiscovery) {
       // The first relist runs before the swap, so the discovered metrics never disappear in between.
@@ -298,6 +361,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     ruleFile = next;
     ruleLabels = new RuleLabels(next.seriesRules);
     discovery = nextDiscovery;
+    backends = nextBackends;
     previous?.stop();
     resourceProvider = nextResource;
     rebuildRegistry();

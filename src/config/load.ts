@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
 import { ConfigError } from '../errors.ts';
@@ -6,7 +7,7 @@ import { compileTemplate, TemplateError } from '../rules/template.ts';
 import { WELL_KNOWN_RESOURCES, parseGroupResource } from '../rules/well-known-resources.ts';
 import { parsePrometheusDuration } from './duration.ts';
 import { ADAPTER_TOP_LEVEL_KEYS, parseAdapterConfig } from './adapter-format.ts';
-import type { MetricRule, RuleFile } from './model.ts';
+import type { BackendConfig, MetricRule, RuleFile } from './model.ts';
 import { nativeRuleFileSchema } from './native-schema.ts';
 
 export const QUERY_TEMPLATE_FIELDS = ['Series', 'LabelMatchers', 'LabelValuesByName', 'GroupBy', 'GroupBySlice', 'Window'];
@@ -21,7 +22,18 @@ interface NativeMetric {
   namespaceLabel?: string;
   series?: string;
   queryScope?: 'namespace' | 'objects';
+  backend?: string;
+  noData?: ValuePolicy;
+  nan?: ValuePolicy;
+  inf?: ValuePolicy;
+  fallback?: number;
+  cacheTtl?: string;
 }
+
+type ValuePolicy = 'error' | 'zero' | 'fallback';
+
+/** Parameters the client sets itself; a backend's queryParams must not fight over them. */
+const RESERVED_QUERY_PARAMS = ['query', 'time', 'timeout', 'match[]', 'start', 'end'];
 
 const ajv = new Ajv({ allErrors: true, strict: true });
 const validateNative = ajv.compile(nativeRuleFileSchema);
@@ -101,11 +113,14 @@ export function parseRuleFile(file: string, text: string, options?: { skipInvali
     throw new ConfigError(file, (validateNative.errors ?? []).map((e) => describeSchemaError(e, data, lineOf)));
   }
   const metrics = (data as { metrics: NativeMetric[] }).metrics;
+  const backends = parseBackends(file, (data as { backends?: Record<string, BackendConfig> }).backends, lineOf);
   const problems: string[] = [];
   const rules: MetricRule[] = [];
   const seen = new Map<string, string>();
   metrics.forEach((m, index) => {
     const where = `${lineOf(['metrics', index])}metrics[${index}] (${m.name})`;
+    // Problems with one key point at that key's line rather than the rule's.
+    const whereKey = (key: string): string => `${lineOf(['metrics', index, key])}metrics[${index}] (${m.name})`;
     const problemsBefore = problems.length;
     const mine: MetricRule[] = [];
     const mineSeen = new Map<string, string>();
@@ -118,6 +133,35 @@ export function parseRuleFile(file: string, text: string, options?: { skipInvali
         return;
       }
       throw err;
+    }
+    if (m.backend !== undefined && !(backends && Object.hasOwn(backends, m.backend))) {
+      const known = backends ? Object.keys(backends) : [];
+      problems.push(
+        `${whereKey('backend')}: backend: unknown backend "${m.backend}"; ` +
+          (known.length ? `the file's backends are ${known.join(', ')}` : 'the file has no `backends:`'),
+      );
+      return;
+    }
+    const substitute: { noData?: number; nan?: number; inf?: number } = {};
+    const policies = (['noData', 'nan', 'inf'] as const).filter((k) => m[k] !== undefined && m[k] !== 'error');
+    const fallbackUsers = policies.filter((k) => m[k] === 'fallback');
+    if (fallbackUsers.length > 0 && m.fallback === undefined) {
+      problems.push(`${whereKey(fallbackUsers[0]!)}: fallback: required by ${fallbackUsers.map((k) => `${k}: fallback`).join(', ')}`);
+      return;
+    }
+    if (m.fallback !== undefined && !Number.isFinite(m.fallback)) {
+      problems.push(`${whereKey('fallback')}: fallback: must be a finite number, not ${String(m.fallback)}`);
+      return;
+    }
+    if (m.fallback !== undefined && fallbackUsers.length === 0) {
+      problems.push(`${whereKey('fallback')}: fallback: set, but none of noData, nan, inf is \`fallback\``);
+      return;
+    }
+    for (const k of policies) substitute[k] = m[k] === 'zero' ? 0 : m.fallback!;
+    const cacheTtlSeconds = m.cacheTtl === undefined ? undefined : parsePrometheusDuration(m.cacheTtl);
+    if (cacheTtlSeconds === null) {
+      problems.push(`${whereKey('cacheTtl')}: cacheTtl: "${m.cacheTtl}" is not a duration`);
+      return;
     }
     const objectLabel = m.objectLabel ?? defaultObjectLabel(m.resource);
     if (objectLabel === null) {
@@ -156,6 +200,9 @@ export function parseRuleFile(file: string, text: string, options?: { skipInvali
         window: windowText === null ? null : { text: windowText, seconds: seconds! },
         queryScope: m.queryScope ?? 'namespace',
         ...(m.description !== undefined ? { description: m.description } : {}),
+        ...(m.backend !== undefined ? { backend: m.backend } : {}),
+        ...(policies.length > 0 ? { substitute } : {}),
+        ...(cacheTtlSeconds !== undefined ? { cacheTtlMs: Math.round(cacheTtlSeconds * 1000) } : {}),
       });
     }
     // When skipping, a rule is served whole or not at all (not some of its windows), and a skipped rule's
@@ -164,10 +211,62 @@ export function parseRuleFile(file: string, text: string, options?: { skipInvali
     for (const [key, owner] of mineSeen) seen.set(key, owner);
     rules.push(...mine);
   });
-  const ruleFile: RuleFile = { file, metrics: rules, seriesRules: [], resourceRules: null };
+  const ruleFile: RuleFile = { file, metrics: rules, seriesRules: [], resourceRules: null, ...(backends ? { backends } : {}) };
   if (skip) return { ruleFile, skipped: problems };
   if (problems.length > 0) throw new ConfigError(file, problems);
   return ruleFile;
+}
+
+/**
+ * Checks what the schema cannot and makes file paths absolute. A broken backend fails the whole file, also on
+ * reload: the rules that use it could not be served anyway.
+ */
+function parseBackends(
+  file: string,
+  raw: Record<string, BackendConfig> | undefined,
+  lineOf: (p: (string | number)[]) => string,
+): Record<string, BackendConfig> | undefined {
+  if (raw === undefined) return undefined;
+  const dir = path.dirname(path.resolve(file));
+  const abs = (p: string): string => path.resolve(dir, p);
+  const problems: string[] = [];
+  const out: Record<string, BackendConfig> = {};
+  for (const [name, b] of Object.entries(raw)) {
+    const where = (...key: string[]): string => `${lineOf(['backends', name, ...key])}backends.${[name, ...key].join('.')}`;
+    try {
+      new URL(b.url);
+    } catch {
+      problems.push(`${where('url')}: "${b.url}" is not a valid URL`);
+    }
+    if (b.bearerTokenFile !== undefined && b.basicAuth !== undefined) {
+      problems.push(`${where('basicAuth')}: use either bearerTokenFile or basicAuth, not both (each sets the Authorization header)`);
+    }
+    if (b.tls && (b.tls.certFile === undefined) !== (b.tls.keyFile === undefined)) {
+      problems.push(`${where('tls')}: certFile and keyFile must be given together`);
+    }
+    for (const key of Object.keys(b.queryParams ?? {})) {
+      if (RESERVED_QUERY_PARAMS.includes(key)) problems.push(`${where('queryParams', key)}: "${key}" is set by the adapter itself`);
+    }
+    out[name] = {
+      url: b.url,
+      ...(b.bearerTokenFile !== undefined ? { bearerTokenFile: abs(b.bearerTokenFile) } : {}),
+      ...(b.basicAuth ? { basicAuth: { username: b.basicAuth.username, passwordFile: abs(b.basicAuth.passwordFile) } } : {}),
+      ...(b.tls
+        ? {
+            tls: {
+              ...(b.tls.caFile !== undefined ? { caFile: abs(b.tls.caFile) } : {}),
+              ...(b.tls.certFile !== undefined ? { certFile: abs(b.tls.certFile) } : {}),
+              ...(b.tls.keyFile !== undefined ? { keyFile: abs(b.tls.keyFile) } : {}),
+              ...(b.tls.insecureSkipVerify === true ? { insecureSkipVerify: true } : {}),
+            },
+          }
+        : {}),
+      ...(b.headers ? { headers: { ...b.headers } } : {}),
+      ...(b.queryParams ? { queryParams: { ...b.queryParams } } : {}),
+    };
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return out;
 }
 
 export function metricNameForWindow(name: string, window: string): string {

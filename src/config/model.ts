@@ -27,6 +27,28 @@ export interface MetricRule {
    */
   readonly queryScope: 'namespace' | 'objects';
   readonly description?: string;
+  /** Name of an entry of the file's `backends`; absent for the backend the command-line flags describe. */
+  readonly backend?: string;
+  /**
+   * Values served instead of an error (`noData`/`nan`/`inf: zero|fallback`); an absent key keeps the default,
+   * which is no value: 404 / 500 for a named object, left out of lists.
+   */
+  readonly substitute?: { readonly noData?: number; readonly nan?: number; readonly inf?: number };
+  /** The rule's own query cache lifetime; absent: --query-cache-ttl. */
+  readonly cacheTtlMs?: number;
+}
+
+/**
+ * A Prometheus-compatible backend named in a native rule file. File paths are absolute (resolved
+ * against the rule file's directory at load time).
+ */
+export interface BackendConfig {
+  readonly url: string;
+  readonly bearerTokenFile?: string;
+  readonly basicAuth?: { readonly username: string; readonly passwordFile: string };
+  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string; readonly insecureSkipVerify?: boolean };
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly queryParams?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -100,4 +122,6 @@ export interface RuleFile {
   /** Discovery-based rules (prometheus-adapter format): metrics appear after a relist. */
   readonly seriesRules: readonly SeriesRule[];
   readonly resourceRules: ResourceRules | null;
+  /** The native file's `backends`, by name; absent when it has none. */
+  readonly backends?: Readonly<Record<string, BackendConfig>>;
 }

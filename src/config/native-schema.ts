@@ -4,6 +4,8 @@
  */
 const DURATION = '^([0-9]+(ms|s|m|h|d|w|y))+$';
 const LABEL_NAME = '^[a-zA-Z_][a-zA-Z0-9_]*$';
+const BACKEND_NAME = '^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$';
+const HEADER_NAME = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 const METRIC_NAME = '^[a-zA-Z0-9]([-a-zA-Z0-9_.{}]*[a-zA-Z0-9}])?$';
 
 export const nativeRuleFileSchema = {
@@ -21,8 +23,55 @@ export const nativeRuleFileSchema = {
       description: 'The metrics to serve on custom.metrics.k8s.io.',
       items: { $ref: '#/definitions/metric' },
     },
+    backends: {
+      type: 'object',
+      description:
+        'Prometheus-compatible backends other than the one the command-line flags describe, by name; a metric picks one with `backend`. Relative file paths are read from the rule file\'s directory.',
+      propertyNames: { pattern: BACKEND_NAME },
+      additionalProperties: { $ref: '#/definitions/backend' },
+    },
   },
   definitions: {
+    backend: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: {
+        url: { type: 'string', pattern: '^https?://', description: 'Base URL; may carry a path prefix (`https://thanos/prometheus`).' },
+        bearerTokenFile: { type: 'string', minLength: 1, description: 'File holding a bearer token; re-read when it changes.' },
+        basicAuth: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['username', 'passwordFile'],
+          properties: {
+            username: { type: 'string', minLength: 1 },
+            passwordFile: { type: 'string', minLength: 1, description: 'File holding the password; re-read when it changes.' },
+          },
+        },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            caFile: { type: 'string', minLength: 1 },
+            certFile: { type: 'string', minLength: 1, description: 'Client certificate; needs keyFile.' },
+            keyFile: { type: 'string', minLength: 1 },
+            insecureSkipVerify: { type: 'boolean', description: 'Accept any server certificate. Only `true` turns verification off.' },
+          },
+        },
+        headers: {
+          type: 'object',
+          description: 'Headers sent with every request, e.g. `X-Scope-OrgID` for Mimir, Cortex or Loki tenants.',
+          propertyNames: { pattern: HEADER_NAME },
+          additionalProperties: { type: 'string' },
+        },
+        queryParams: {
+          type: 'object',
+          description: 'Query parameters added to every request, e.g. `dedup: "true"` for Thanos.',
+          propertyNames: { minLength: 1 },
+          additionalProperties: { type: 'string' },
+        },
+      },
+    },
     metric: {
       type: 'object',
       additionalProperties: false,
@@ -70,6 +119,32 @@ export const nativeRuleFileSchema = {
           enum: ['namespace', 'objects'],
           description:
             '`namespace` (default): query the whole namespace once and keep the requested objects, so every label selector shares one cached query. `objects`: put the object names into the query, as prometheus-adapter does.',
+        },
+        backend: {
+          type: 'string',
+          minLength: 1,
+          description: 'Name of an entry of `backends` to query. Default: the backend given by the command-line flags (--prometheus-url).',
+        },
+        noData: {
+          type: 'string',
+          enum: ['error', 'zero', 'fallback'],
+          description: 'An object without a sample. `error` (default): 404 when asked by name, left out of lists. `zero` / `fallback`: serve 0 / `fallback`.',
+        },
+        nan: {
+          type: 'string',
+          enum: ['error', 'zero', 'fallback'],
+          description: 'A NaN sample. `error` (default): 500 when asked by name, left out of lists. `zero` / `fallback`: serve 0 / `fallback`.',
+        },
+        inf: {
+          type: 'string',
+          enum: ['error', 'zero', 'fallback'],
+          description: 'A +Inf or -Inf sample. `error` (default): 500 when asked by name, left out of lists. `zero` / `fallback`: serve 0 / `fallback`.',
+        },
+        fallback: { type: 'number', description: 'The value served by `noData`, `nan` or `inf: fallback`; required by them.' },
+        cacheTtl: {
+          type: 'string',
+          pattern: DURATION,
+          description: 'How long this rule\'s query results are reused (e.g. `5s`, `0s` for never). Default: --query-cache-ttl.',
         },
       },
     },

@@ -22,6 +22,12 @@ export interface PrometheusClientOptions {
   readonly clientCertPem?: string;
   readonly clientKeyPem?: string;
   readonly headers?: Readonly<Record<string, string>>;
+  /** HTTP basic auth; the password file is re-read when it changes, like tokenFile. */
+  readonly basicAuth?: { readonly username: string; readonly passwordFile: string };
+  /** Added to every request, e.g. `dedup=true` for Thanos. */
+  readonly queryParams?: Readonly<Record<string, string>>;
+  /** Accept any server certificate; only for backends whose certificate cannot be checked. */
+  readonly insecureSkipVerify?: boolean;
   /** Clock for the token file re-check interval; tests step it instead of waiting 10 s. */
   readonly now?: () => number;
 }
@@ -89,7 +95,7 @@ export class PrometheusHttpClient implements InstantQuerier {
   readonly displayUrl: string;
   readonly #http: AxiosInstance;
   readonly #options: PrometheusClientOptions;
-  #token: { value: string; mtimeMs: number; checkedAt: number } | null = null;
+  readonly #secrets = new Map<string, { value: string; mtimeMs: number; checkedAt: number }>();
 
   constructor(options: PrometheusClientOptions) {
     this.#options = options;
@@ -112,7 +118,7 @@ export class PrometheusHttpClient implements InstantQuerier {
       timeout: options.timeoutMs,
       headers: { Accept: 'application/json', ...options.headers },
       httpAgent: new http.Agent({ keepAlive: true }),
-      httpsAgent: new https.Agent({ keepAlive: true, minVersion: 'TLSv1.2', ...(ca ? { ca } : {}), ...(cert ? { cert, key } : {}) }),
+      httpsAgent: new https.Agent({ keepAlive: true, minVersion: 'TLSv1.2', ...(ca ? { ca } : {}), ...(cert ? { cert, key } : {}), ...(options.insecureSkipVerify === true ? { rejectUnauthorized: false } : {}) }),
       responseType: 'text',
       transformResponse: [(data: unknown) => data],
       validateStatus: () => true,
@@ -120,6 +126,7 @@ export class PrometheusHttpClient implements InstantQuerier {
       proxy: false,
     });
     if (options.tokenFile) this.#bearerToken();
+    if (options.basicAuth) this.#readRotating(options.basicAuth.passwordFile, 'basic auth password file');
   }
 
   async query(promql: string, timeSeconds: number, signal?: AbortSignal): Promise<InstantQueryResult> {
@@ -176,6 +183,12 @@ export class PrometheusHttpClient implements InstantQuerier {
     const headers: Record<string, string> = {};
     const token = this.#bearerToken();
     if (token) headers.Authorization = `Bearer ${token}`;
+    const basic = this.#options.basicAuth;
+    if (basic) {
+      const password = this.#readRotating(basic.passwordFile, 'basic auth password file');
+      headers.Authorization = `Basic ${Buffer.from(`${basic.username}:${password}`).toString('base64')}`;
+    }
+    for (const [key, value] of Object.entries(this.#options.queryParams ?? {})) params.append(key, value);
     const encoded = params.toString();
     const usePost =
       this.#options.verb === 'POST' ||
@@ -239,19 +252,26 @@ export class PrometheusHttpClient implements InstantQuerier {
   #bearerToken(): string | undefined {
     const file = this.#options.tokenFile;
     if (!file) return this.#options.token;
+    return this.#readRotating(file, 'bearer token file');
+  }
+
+  /** A secret file's trimmed content, re-read when its mtime changes (checked at most every 10 s). */
+  #readRotating(file: string, what: string): string {
     const now = (this.#options.now ?? Date.now)();
-    if (this.#token && now - this.#token.checkedAt < 10_000) return this.#token.value;
+    const cached = this.#secrets.get(file);
+    if (cached && now - cached.checkedAt < 10_000) return cached.value;
     try {
       const { mtimeMs } = statSync(file);
-      if (!this.#token || this.#token.mtimeMs !== mtimeMs) {
-        this.#token = { value: readFileSync(file, 'utf8').trim(), mtimeMs, checkedAt: now };
+      if (!cached || cached.mtimeMs !== mtimeMs) {
+        this.#secrets.set(file, { value: readFileSync(file, 'utf8').trim(), mtimeMs, checkedAt: now });
       } else {
-        this.#token.checkedAt = now;
+        cached.checkedAt = now;
       }
-      return this.#token.value;
+      return this.#secrets.get(file)!.value;
     } catch (err) {
-      if (this.#token) return this.#token.value;
-      throw new Error(`cannot read the Prometheus bearer token file ${file}: ${(err as Error).message}`);
+      // A rotation that briefly removes the file keeps the last value rather than failing every query.
+      if (cached) return cached.value;
+      throw new Error(`cannot read the Prometheus ${what} ${file}: ${(err as Error).message}`);
     }
   }
 }

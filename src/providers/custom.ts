@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { AdapterError, BadRequestError, NotFoundError, InternalError } from '../errors.ts';
 import type { ObjectSource } from '../kubernetes/object-source.ts';
+import type { MetricRule } from '../config/model.ts';
 import type { EngineResult, QueryEngine } from '../prometheus/query-engine.ts';
 import type { MetricRegistry, RegisteredMetric, ResourceResolver } from '../rules/registry.ts';
 import { renderRuleQuery, type QueryTarget } from '../rules/render-query.ts';
@@ -21,6 +22,8 @@ export interface CustomProviderDeps {
   readonly resources: () => ResourceResolver;
   readonly objects: ObjectSource;
   readonly engine: QueryEngine;
+  /** The engine of the rule's backend; `engine` when absent. */
+  readonly engineFor?: (rule: MetricRule) => QueryEngine;
   readonly log: Logger;
   /** Most objects one `*` read may cover (--max-objects-per-request). */
   readonly maxObjectsPerRequest?: number;
@@ -113,7 +116,8 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     const query = renderRuleQuery(entry.rule, target);
     const started = performance.now();
     try {
-      const result = await this.#deps.engine.query(query, entry.rule.origin);
+      const engine = this.#deps.engineFor?.(entry.rule) ?? this.#deps.engine;
+      const result = await engine.query(query, entry.rule.origin);
       this.#deps.log.debug(
         { rule: entry.rule.origin, query, source: result.source, samples: result.samples.length, ms: +(performance.now() - started).toFixed(2) },
         'prometheus query',
@@ -130,7 +134,7 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     }
   }
 
-  /** One value per requested object that has a finite sample, in the order of `names`. */
+  /** One value per requested object that has a finite sample or a substitute (the rule's policies), in the order of `names`. */
   #join(
     { rule, resource }: RegisteredMetric,
     result: EngineResult,
@@ -139,21 +143,30 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     metricSelector: Selector,
   ): MetricValue[] {
     const byName = new Map<string, { value: number; timestamp: number }>();
+    const nonFinite = new Set<string>();
     for (const s of result.samples) {
       const name = s.labels[rule.objectLabel];
       if (name === undefined) continue;
       // A query that keeps the namespace label must not mix objects of other namespaces in.
       if (namespace !== null && rule.namespaceLabel in s.labels && s.labels[rule.namespaceLabel] !== namespace) continue;
       if (!Number.isFinite(s.value)) {
+        const substitute = Number.isNaN(s.value) ? rule.substitute?.nan : rule.substitute?.inf;
+        if (substitute !== undefined) {
+          byName.set(name, { value: substitute, timestamp: s.timestamp });
+          continue;
+        }
+        // Its sample exists, so the noData policy must not stand in for it.
+        nonFinite.add(name);
         this.#deps.log.debug({ rule: rule.origin, object: name, value: String(s.value) }, 'skipping a non-finite sample');
         continue;
       }
       byName.set(name, { value: s.value, timestamp: s.timestamp });
     }
+    const noData = rule.substitute?.noData;
     const ref = (name: string): ObjectReference => objectReference(resource, name, namespace);
     const out: MetricValue[] = [];
     for (const name of names) {
-      const sample = byName.get(name);
+      const sample = byName.get(name) ?? (noData !== undefined && !nonFinite.has(name) ? { value: noData, timestamp: result.evaluatedAt } : undefined);
       if (!sample) continue;
       out.push({
         describedObject: ref(name),

@@ -32,6 +32,8 @@ export interface ExplainDeps {
   readonly resources: () => ResourceResolver & { readonly resources?: readonly ResourceInfo[] };
   readonly objects: ObjectSource;
   readonly engine: QueryEngine;
+  /** The engine of a rule's backend; `engine` when absent. */
+  readonly engineFor?: (rule: MetricRule) => QueryEngine;
   /** The provider the API routes use: the answer shown is the one a client would get. */
   readonly provider: CustomMetricsProvider;
   /** Series discovery state, when the rule file has prometheus-adapter rules. */
@@ -328,7 +330,7 @@ export async function explainCustomMetric(deps: ExplainDeps, input: ExplainReque
   }
   let result: EngineResult;
   try {
-    result = await deps.engine.query(promql, rule.origin);
+    result = await (deps.engineFor?.(rule) ?? deps.engine).query(promql, rule.origin);
   } catch (err) {
     const message = err instanceof AdapterError ? err.withContext(`rule ${rule.origin}`).message : (err as Error).message;
     const response = await answer();
