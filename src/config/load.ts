@@ -28,6 +28,7 @@ interface NativeMetric {
   inf?: ValuePolicy;
   fallback?: number;
   cacheTtl?: string;
+  maxSampleAge?: string;
 }
 
 type ValuePolicy = 'error' | 'zero' | 'fallback';
@@ -163,6 +164,13 @@ export function parseRuleFile(file: string, text: string, options?: { skipInvali
       problems.push(`${whereKey('cacheTtl')}: cacheTtl: "${m.cacheTtl}" is not a duration`);
       return;
     }
+    const maxSampleAgeSeconds = m.maxSampleAge === undefined ? undefined : parsePrometheusDuration(m.maxSampleAge);
+    if (maxSampleAgeSeconds === null || (maxSampleAgeSeconds !== undefined && !m.series)) {
+      problems.push(
+        `${whereKey('maxSampleAge')}: maxSampleAge: ${maxSampleAgeSeconds === null ? `"${m.maxSampleAge}" is not a duration` : 'needs `series:`, the raw metric whose newest sample must be recent enough'}`,
+      );
+      return;
+    }
     const objectLabel = m.objectLabel ?? defaultObjectLabel(m.resource);
     if (objectLabel === null) {
       problems.push(
@@ -203,6 +211,9 @@ export function parseRuleFile(file: string, text: string, options?: { skipInvali
         ...(m.backend !== undefined ? { backend: m.backend } : {}),
         ...(policies.length > 0 ? { substitute } : {}),
         ...(cacheTtlSeconds !== undefined ? { cacheTtlMs: Math.round(cacheTtlSeconds * 1000) } : {}),
+        ...(maxSampleAgeSeconds !== undefined
+          ? { maxSampleAgeSeconds, freshnessQuery: compileTemplate('max by (<<.GroupBy>>) (timestamp(<<.Series>>{<<.LabelMatchers>>}))', QUERY_TEMPLATE_FIELDS) }
+          : {}),
       });
     }
     // When skipping, a rule is served whole or not at all (not some of its windows), and a skipped rule's

@@ -36,6 +36,13 @@ export interface MetricRule {
   readonly substitute?: { readonly noData?: number; readonly nan?: number; readonly inf?: number };
   /** The rule's own query cache lifetime; absent: --query-cache-ttl. */
   readonly cacheTtlMs?: number;
+  /**
+   * Stale-data protection: a value whose newest raw sample of `series` is older than this (seconds) is
+   * refused, however the query computed it (a rate over a window can outlive its target by minutes).
+   */
+  readonly maxSampleAgeSeconds?: number;
+  /** `max by (<object label>) (timestamp(<series>{<matchers>}))`, compiled when maxSampleAge is set. */
+  readonly freshnessQuery?: CompiledTemplate;
 }
 
 /**

@@ -146,6 +146,12 @@ export const nativeRuleFileSchema = {
           pattern: DURATION,
           description: 'How long this rule\'s query results are reused (e.g. `5s`, `0s` for never). Default: --query-cache-ttl.',
         },
+        maxSampleAge: {
+          type: 'string',
+          pattern: DURATION,
+          description:
+            'Stale-data protection: refuse a value when the newest raw sample of `series` for the object is older than this (e.g. `2m`). Needs `series`. Refused objects are left out of lists and answer 404 by name.',
+        },
       },
     },
   },

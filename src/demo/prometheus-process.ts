@@ -43,6 +43,8 @@ export interface SeriesSpec {
   labels: Record<string, string>;
   /** Called once per step with the sample's timestamp (Unix seconds, millisecond precision). */
   value: (unixSeconds: number) => number;
+  /** The series stops here (Unix seconds): a target that went away, for stale-data tests. */
+  until?: number;
 }
 
 export interface StartPrometheusOptions {
@@ -339,6 +341,7 @@ async function writeOpenMetrics(file: string, opts: StartPrometheusOptions): Pro
         let previous = Number.NEGATIVE_INFINITY;
         for (let i = 0; i < times.length; i++) {
           const t = times[i] as number;
+          if (s.until !== undefined && t > s.until) break;
           const v = s.value(t);
           if (s.type === 'counter') {
             if (!Number.isFinite(v) || v < previous) {

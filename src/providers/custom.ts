@@ -50,7 +50,18 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     const entry = this.#lookup(info, object.name);
     const { rule, resource } = entry;
     const namespace = resource.namespaced ? object.namespace : null;
-    const result = await this.#run(entry, queryTargetOf(entry, namespace, [object.name], 'name', metricSelector));
+    const target = queryTargetOf(entry, namespace, [object.name], 'name', metricSelector);
+    const result = await this.#run(entry, target);
+    const stale = await this.#staleObjects(entry, target, result);
+    if (stale.has(object.name)) {
+      throw new NotFoundError(
+        `the metric ${rule.metric} for ${groupResourceString(resource)} ${object.name} is stale: ` +
+          (Number.isFinite(stale.get(object.name)!)
+            ? `the newest sample of ${rule.series} is ${Math.round(stale.get(object.name)!)} s old`
+            : `no recent sample of ${rule.series} carries ${rule.objectLabel}="${object.name}"`) +
+          `, more than maxSampleAge ${rule.maxSampleAgeSeconds} s allows (rule ${rule.origin})`,
+      );
+    }
     const values = this.#join(entry, result, [object.name], namespace, metricSelector);
     const value = values[0];
     if (!value) {
@@ -96,8 +107,10 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
           `${max} objects one request may cover (--max-objects-per-request): narrow the labelSelector, or ask for objects by name`,
       );
     }
-    const result = await this.#run(entry, queryTargetOf(entry, ns, names, 'selector', metricSelector));
-    return this.#join(entry, result, names, ns, metricSelector);
+    const target = queryTargetOf(entry, ns, names, 'selector', metricSelector);
+    const result = await this.#run(entry, target);
+    const stale = await this.#staleObjects(entry, target, result);
+    return this.#join(entry, result, names.filter((n) => !stale.has(n)), ns, metricSelector);
   }
 
   #lookup(info: MetricRequestInfo, name?: string): RegisteredMetric {
@@ -132,6 +145,30 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
       }
       throw err;
     }
+  }
+
+  /**
+   * Objects whose newest raw sample is older than the rule's maxSampleAge, with that age in seconds. A
+   * query result carries the evaluation time, not the age of the data behind it, so this asks Prometheus
+   * for the raw series' timestamps; an object with no raw sample at all counts as stale too.
+   */
+  async #staleObjects(entry: RegisteredMetric, target: Parameters<typeof renderRuleQuery>[1], result: EngineResult): Promise<Map<string, number>> {
+    const { rule } = entry;
+    const stale = new Map<string, number>();
+    if (rule.maxSampleAgeSeconds === undefined || !rule.freshnessQuery) return stale;
+    const freshness = await this.#run({ ...entry, rule: { ...rule, query: rule.freshnessQuery } }, target);
+    const newest = new Map<string, number>();
+    for (const s of freshness.samples) {
+      const name = s.labels[rule.objectLabel];
+      if (name !== undefined) newest.set(name, s.value);
+    }
+    for (const s of result.samples) {
+      const name = s.labels[rule.objectLabel];
+      if (name === undefined) continue;
+      const age = result.evaluatedAt - (newest.get(name) ?? Number.NEGATIVE_INFINITY);
+      if (age > rule.maxSampleAgeSeconds) stale.set(name, age);
+    }
+    return stale;
   }
 
   /** One value per requested object that has a finite sample or a substitute (the rule's policies), in the order of `names`. */
