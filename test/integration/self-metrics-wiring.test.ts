@@ -1,32 +1,20 @@
 /** The adapter's own metrics, as served on --metrics-bind-address while it answers real requests. */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPrometheus, type PrometheusProcess } from '../../src/demo/prometheus-process.ts';
-import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
-import { startTestAdapter, type TestAdapter } from '../harness/adapter.ts';
-import { addIntegrationObjects, integrationSeries, START } from '../harness/dataset.ts';
-import { freeLoopbackPort } from '../../src/demo/prometheus-process.ts';
+import type { TestAdapter } from '../harness/adapter.ts';
+import { startIntegrationStack, type IntegrationStack } from '../harness/stack.ts';
 
 const RULES = new URL('../fixtures/rules/integration.yaml', import.meta.url).pathname;
 
 describe('self-metrics', () => {
-  let prometheus: PrometheusProcess;
-  let kube: FakeKubeApiServer;
+  let stack: IntegrationStack;
   let adapter: TestAdapter;
   let metricsUrl: string;
   before(async () => {
-    prometheus = await startPrometheus({ series: integrationSeries(), fromSeconds: START, toSeconds: START + 4 * 3600, stepSeconds: 15 });
-    kube = await startFakeKubeApiServer();
-    addIntegrationObjects(kube);
-    const port = await freeLoopbackPort();
-    metricsUrl = `http://127.0.0.1:${port}/metrics`;
-    adapter = await startTestAdapter({ config: RULES, prometheusUrl: prometheus.url, kubeconfig: kube.kubeconfigPath, metricsBindAddress: `127.0.0.1:${port}` });
+    stack = await startIntegrationStack({ config: RULES });
+    ({ adapter, metricsUrl } = stack);
   });
-  after(async () => {
-    await adapter?.close();
-    await kube?.stop();
-    await prometheus?.stop();
-  });
+  after(async () => stack?.close());
 
   it('counts requests by group and code, Prometheus queries by rule and outcome, and cache results', async () => {
     const path = '/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/cpu_1m?labelSelector=app%3Dweb';

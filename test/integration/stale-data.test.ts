@@ -3,39 +3,29 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRuleFile } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/errors.ts';
-import { startPrometheus, type PrometheusProcess } from '../../src/demo/prometheus-process.ts';
-import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
-import { startTestAdapter, type TestAdapter } from '../harness/adapter.ts';
-import { addIntegrationObjects, gauge, START } from '../harness/dataset.ts';
+import type { TestAdapter } from '../harness/adapter.ts';
+import { startIntegrationStack, type IntegrationStack } from '../harness/stack.ts';
+import { gauge } from '../harness/dataset.ts';
 
 const RULES = new URL('../fixtures/rules/stale.yaml', import.meta.url).pathname;
 const BASE = '/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods';
 
 describe('stale-data protection (maxSampleAge)', () => {
-  let prometheus: PrometheusProcess;
-  let kube: FakeKubeApiServer;
+  let stack: IntegrationStack;
   let adapter: TestAdapter;
   before(async () => {
     const now = Math.floor(Date.now() / 1000);
-    prometheus = await startPrometheus({
+    stack = await startIntegrationStack({
+      config: RULES,
       series: [
         gauge('probe_load', { namespace: 'team-a', pod: 'web-1' }, 3),
         // web-2's target went away 3 minutes ago: inside Prometheus's 5-minute lookback, so queries still return it.
         { ...gauge('probe_load', { namespace: 'team-a', pod: 'web-2' }, 7), until: now - 180 },
       ],
-      fromSeconds: START,
-      toSeconds: START + 4 * 3600,
-      stepSeconds: 15,
     });
-    kube = await startFakeKubeApiServer();
-    addIntegrationObjects(kube);
-    adapter = await startTestAdapter({ config: RULES, prometheusUrl: prometheus.url, kubeconfig: kube.kubeconfigPath });
+    adapter = stack.adapter;
   });
-  after(async () => {
-    await adapter?.close();
-    await kube?.stop();
-    await prometheus?.stop();
-  });
+  after(async () => stack?.close());
 
   it('lists leave the stale object out; without the policy Prometheus would have served its last value', async () => {
     const checked = await adapter.get(`${BASE}/*/load?labelSelector=app%3Dweb`);

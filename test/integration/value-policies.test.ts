@@ -5,15 +5,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { parseRuleFile } from '../../src/config/load.ts';
 import { ConfigError } from '../../src/errors.ts';
-import { freeLoopbackPort, startPrometheus, type PrometheusProcess } from '../../src/demo/prometheus-process.ts';
-import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
-import { startTestAdapter, type TestAdapter } from '../harness/adapter.ts';
-import { addIntegrationObjects, integrationSeries, START } from '../harness/dataset.ts';
+import type { PrometheusProcess } from '../../src/demo/prometheus-process.ts';
+import type { TestAdapter } from '../harness/adapter.ts';
+import { startIntegrationStack, writeRuleFile, type IntegrationStack } from '../harness/stack.ts';
 
 const V2 = '/apis/custom.metrics.k8s.io/v1beta2';
 const RATIO = 'sum by (<<.GroupBy>>) (test_ratio_numerator{<<.LabelMatchers>>}) / sum by (<<.GroupBy>>) (test_ratio_denominator{<<.LabelMatchers>>})';
@@ -54,34 +50,17 @@ const RULES = `metrics:
 `;
 
 describe('per-rule value policies', () => {
+  let stack: IntegrationStack;
   let prometheus: PrometheusProcess;
-  let kube: FakeKubeApiServer;
   let adapter: TestAdapter;
   let metricsUrl: string;
 
   before(async () => {
-    prometheus = await startPrometheus({ series: integrationSeries(), fromSeconds: START, toSeconds: START + 4 * 3600, stepSeconds: 15 });
-    kube = await startFakeKubeApiServer();
-    addIntegrationObjects(kube);
-    const dir = mkdtempSync(path.join(tmpdir(), 'pma-policies-'));
-    const file = path.join(dir, 'rules.yaml');
-    writeFileSync(file, RULES);
-    const port = await freeLoopbackPort();
-    metricsUrl = `http://127.0.0.1:${port}/metrics`;
     // No cache by default: only the rule with cacheTtl may reuse an answer.
-    adapter = await startTestAdapter({
-      config: file,
-      prometheusUrl: prometheus.url,
-      kubeconfig: kube.kubeconfigPath,
-      queryCacheTtlMs: 0,
-      metricsBindAddress: `127.0.0.1:${port}`,
-    });
+    stack = await startIntegrationStack({ config: writeRuleFile(RULES), adapter: { queryCacheTtlMs: 0 } });
+    ({ prometheus, adapter, metricsUrl } = stack);
   });
-  after(async () => {
-    await adapter?.close();
-    await kube?.stop();
-    await prometheus?.stop();
-  });
+  after(async () => stack?.close());
 
   const one = async (pod: string, metric: string): Promise<{ status: number; value?: string }> => {
     const res = await adapter.get(`${V2}/namespaces/team-a/pods/${pod}/${metric}`);
