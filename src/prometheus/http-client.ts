@@ -180,7 +180,10 @@ export class PrometheusHttpClient implements InstantQuerier {
     signal?: AbortSignal,
     reviver?: (this: unknown, key: string, value: unknown) => unknown,
   ): Promise<{ data: unknown; warnings: readonly string[] }> {
-    const headers: Record<string, string> = {};
+    // Instant-query answers are small and on the HPA's path: compressing them costs Prometheus and us
+    // about 1.5 ms per query on a fast network (measured on loopback), more than the transfer saves.
+    // Series lists (discovery) are large and off the request path, so they keep gzip.
+    const headers: Record<string, string> = path === 'api/v1/query' ? { 'Accept-Encoding': 'identity' } : {};
     const token = this.#bearerToken();
     if (token) headers.Authorization = `Bearer ${token}`;
     const basic = this.#options.basicAuth;

@@ -57,3 +57,24 @@ test('--prometheus-auth-incluster uses the pod service account token and CA file
     caFile: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
   });
 });
+
+test('instant queries ask for an uncompressed answer; series lists may be compressed (a FAKE records the headers)', async () => {
+  const { createServer: createHttpServer } = await import('node:http');
+  const seen: Record<string, string | undefined> = {};
+  const server = createHttpServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0]!;
+    seen[path] = req.headers['accept-encoding'];
+    res.setHeader('Content-Type', 'application/json');
+    res.end(path.endsWith('/series') ? '{"status":"success","data":[]}' : '{"status":"success","data":{"resultType":"vector","result":[]}}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const client = new PrometheusHttpClient({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 2000, verb: 'GET' });
+    await client.query('up', 1700000000);
+    await client.series(['up'], 1700000000, 1700000600);
+    assert.equal(seen['/api/v1/query'], 'identity');
+    assert.match(String(seen['/api/v1/series']), /gzip/);
+  } finally {
+    server.close();
+  }
+});
