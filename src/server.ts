@@ -95,14 +95,16 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     ...(options.prometheusClientCertFile ? { clientCertFile: options.prometheusClientCertFile } : {}),
     ...(options.prometheusClientKeyFile ? { clientKeyFile: options.prometheusClientKeyFile } : {}),
   });
-  // Every Prometheus call (queries and series) passes this one gate; the engine's cache and single-flight
-  // stay in front of it, so merged and cached reads never take a slot.
-  const limited = new QueryLimiter(prometheus, {
-    maxConcurrent: options.prometheusMaxConcurrentQueries,
-    maxQueued: options.prometheusMaxQueuedQueries,
-    timeoutMs: options.prometheusTimeoutMs,
-    backendUrl: prometheus.displayUrl,
-  });
+  // Every Prometheus call (queries and series) passes its backend's gate; the engine's cache and
+  // single-flight stay in front of it, so merged and cached reads never take a slot.
+  const newGate = (client: PrometheusHttpClient): QueryLimiter =>
+    new QueryLimiter(client, {
+      maxConcurrent: options.prometheusMaxConcurrentQueries,
+      maxQueued: options.prometheusMaxQueuedQueries,
+      timeoutMs: options.prometheusTimeoutMs,
+      backendUrl: client.displayUrl,
+    });
+  const limited = newGate(prometheus);
   const selfMetrics = new SelfMetrics();
   let ruleLabels = new RuleLabels(ruleFile.seriesRules);
   selfMetrics.configReload('success', ruleCount(ruleFile));
@@ -110,17 +112,6 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     selfMetrics.prometheusInflight(limited.stats.inFlight);
     selfMetrics.prometheusQueued(limited.stats.queued);
   });
-  const engine = new QueryEngine(limited, {
-    cacheTtlMs: options.queryCacheTtlMs,
-    cacheMaxEntries: options.queryCacheSize,
-    observer: {
-      cacheResult: (result) => selfMetrics.cacheResult(result),
-      prometheusQuery: (rule, error, seconds) =>
-        selfMetrics.observePrometheusQuery(ruleLabels.of(rule), prometheus.displayUrl, queryOutcome(error), seconds),
-      valueAge: (rule, seconds) => selfMetrics.observeValueAge(ruleLabels.of(rule), seconds),
-    },
-  });
-
   // The rule file's named backends: each its own client, gate and cache, so one slow tenant cannot take
   // another's query slots. Credentials come only from the backend's entry, never from the flags.
   interface Backend {
@@ -139,6 +130,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
         valueAge: (rule, seconds) => selfMetrics.observeValueAge(ruleLabels.of(rule), seconds),
       },
     });
+  const engine = newEngine(limited, prometheus.displayUrl, options.queryCacheTtlMs);
   const defaultBackend: Backend = { gate: limited, displayUrl: prometheus.displayUrl, engine };
   const buildBackends = (backends: RuleFile['backends']): { named: Map<string, Backend>; byTtl: Map<string, QueryEngine> } => {
     const named = new Map<string, Backend>();
@@ -156,12 +148,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
         ...(b.tls?.keyFile ? { clientKeyFile: b.tls.keyFile } : {}),
         ...(b.tls?.insecureSkipVerify === true ? { insecureSkipVerify: true } : {}),
       });
-      const gate = new QueryLimiter(client, {
-        maxConcurrent: options.prometheusMaxConcurrentQueries,
-        maxQueued: options.prometheusMaxQueuedQueries,
-        timeoutMs: options.prometheusTimeoutMs,
-        backendUrl: client.displayUrl,
-      });
+      const gate = newGate(client);
       named.set(name, { gate, displayUrl: client.displayUrl, engine: newEngine(gate, client.displayUrl, options.queryCacheTtlMs) });
     }
     return { named, byTtl: new Map() };
@@ -197,7 +184,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
         // A replaced discovery's last relist, or a new one's first (before the swap), must not touch what is served.
         if (created !== discovery) return;
         rebuildRegistry();
-        const seconds = result.perQuery.reduce((sum, q) => Math.max(sum, q.durationMs), 0) / 1000;
+        const seconds = result.perQuery.reduce((longest, q) => Math.max(longest, q.durationMs), 0) / 1000;
         selfMetrics.observeRelist(seconds, relistRuleStats(seriesRules, result), result.perQuery.every((q) => q.ok));
       },
     });
@@ -211,6 +198,13 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     registry = buildRegistry();
   };
   let objects: ObjectSource;
+  /** Starts the watch caches the current rules read, so a first request does not wait for a list. */
+  const prepareObjectCaches = (): void => {
+    if (!(objects instanceof InformerObjectSource)) return;
+    const wanted = registry.all().map((r) => r.resource);
+    if (ruleFile.resourceRules) wanted.push(mapper.resolve('pods')!, mapper.resolve('nodes')!);
+    objects.prepare(wanted.filter((r, i, all) => all.indexOf(r) === i));
+  };
   const timers: NodeJS.Timeout[] = [];
   const kc = options.objectSource === 'kubernetes' ? loadKubeConfig(options) : null;
   if (kc) {
@@ -230,11 +224,8 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     }, options.relistIntervalMs);
     timer.unref();
     timers.push(timer);
-    const informers = new InformerObjectSource(kc, { log: { info: (m) => log.info(m), warn: (m) => log.warn(m) } });
-    const wanted = registry.all().map((r) => r.resource);
-    if (ruleFile.resourceRules) wanted.push(mapper.resolve('pods')!, mapper.resolve('nodes')!);
-    informers.prepare(wanted.filter((r, i, all) => all.indexOf(r) === i));
-    objects = informers;
+    objects = new InformerObjectSource(kc, { log: { info: (m) => log.info(m), warn: (m) => log.warn(m) } });
+    prepareObjectCaches();
   } else {
     log.warn('objects come from kube-state-metrics series in Prometheus (--object-source=prometheus), not from a Kubernetes API');
     objects = new KubeStateObjectSource(engine);
@@ -366,11 +357,7 @@ export async function startServer(options: ServeOptions, log: Logger): Promise<R
     resourceProvider = nextResource;
     rebuildRegistry();
     nextDiscovery?.start();
-    if (objects instanceof InformerObjectSource) {
-      const wanted = registry.all().map((r) => r.resource);
-      if (next.resourceRules) wanted.push(mapper.resolve('pods')!, mapper.resolve('nodes')!);
-      objects.prepare(wanted.filter((r, i, all) => all.indexOf(r) === i));
-    }
+    prepareObjectCaches();
     for (const problem of registry.problems) log.warn(problem);
     for (const problem of skipped) log.error({ file: options.config }, `rule skipped: ${problem}`);
     const groups = apiGroups(next);

@@ -271,10 +271,6 @@ export class InformerObjectSource implements ObjectSource {
     return cache.objects(resource.namespaced ? namespace : null, selector);
   }
 
-  async listNames(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]> {
-    return (await this.list(resource, namespace, selector)).map((o) => o.name).sort();
-  }
-
   #cacheFor(resource: ResourceInfo): ResourceCache {
     const key = `${resource.group}/${resource.resource}`;
     let cache = this.#caches.get(key);

@@ -13,10 +13,13 @@ export interface ObjectMeta {
 export interface ObjectSource {
   /** The matching objects with their labels, sorted by namespace and name. Served from memory. */
   list(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<ObjectMeta[]>;
-  /**
-   * Names of the objects of `resource` in `namespace` (every namespace when null) whose labels
-   * match `selector`, sorted. Served from memory: never a Kubernetes LIST per request.
-   */
-  listNames(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]>;
   stop(): Promise<void>;
+}
+
+/**
+ * Names of the objects of `resource` in `namespace` (every namespace when null) whose labels match
+ * `selector`, sorted. Served from memory: never a Kubernetes LIST per request.
+ */
+export async function objectNames(source: ObjectSource, resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]> {
+  return (await source.list(resource, namespace, selector)).map((o) => o.name).sort();
 }

@@ -33,9 +33,5 @@ export class KubeStateObjectSource implements ObjectSource {
     return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, o]) => o);
   }
 
-  async listNames(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]> {
-    return (await this.list(resource, namespace, selector)).map((o) => o.name).sort();
-  }
-
   async stop(): Promise<void> {}
 }

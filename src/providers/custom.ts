@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AdapterError, BadRequestError, NotFoundError, InternalError } from '../errors.ts';
-import type { ObjectSource } from '../kubernetes/object-source.ts';
+import { objectNames, type ObjectSource } from '../kubernetes/object-source.ts';
 import type { MetricRule } from '../config/model.ts';
 import type { EngineResult, QueryEngine } from '../prometheus/query-engine.ts';
 import type { MetricRegistry, RegisteredMetric, ResourceResolver } from '../rules/registry.ts';
@@ -96,7 +96,7 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
           `ask for /namespaces/{namespace}/${groupResourceString(resource)}/*/${rule.metric}`,
       );
     }
-    const names = await this.#deps.objects.listNames(resource, ns, objectSelector);
+    const names = await objectNames(this.#deps.objects, resource, ns, objectSelector);
     if (names.length === 0) return [];
     const max = this.#deps.maxObjectsPerRequest ?? DEFAULT_MAX_OBJECTS_PER_REQUEST;
     if (names.length > max) {

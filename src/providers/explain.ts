@@ -1,5 +1,5 @@
 import { AdapterError, BadRequestError } from '../errors.ts';
-import type { ObjectSource } from '../kubernetes/object-source.ts';
+import { objectNames, type ObjectSource } from '../kubernetes/object-source.ts';
 import type { EngineResult, QueryEngine } from '../prometheus/query-engine.ts';
 import type { MetricRule } from '../config/model.ts';
 import type { MetricRegistry, ResourceResolver } from '../rules/registry.ts';
@@ -268,7 +268,7 @@ export async function explainCustomMetric(deps: ExplainDeps, input: ExplainReque
   // An object cache that has not synced (or a kube-state-metrics query that failed) is an answer too, not a crash.
   const list = async (selector: Selector): Promise<string[] | { error: unknown }> => {
     try {
-      return await deps.objects.listNames(resource, ns, selector);
+      return await objectNames(deps.objects, resource, ns, selector);
     } catch (err) {
       return { error: err };
     }

@@ -87,10 +87,6 @@ class FakeObjectSource implements ObjectSource {
       .sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
   }
 
-  async listNames(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]> {
-    return (await this.list(resource, namespace, selector)).map((o) => o.name);
-  }
-
   async stop(): Promise<void> {}
 }
 
