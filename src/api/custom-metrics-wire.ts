@@ -7,9 +7,18 @@ export const CUSTOM_METRICS_GROUP = 'custom.metrics.k8s.io';
 export const CUSTOM_METRICS_VERSIONS = ['v1beta2', 'v1beta1'] as const;
 export type CustomMetricsVersion = (typeof CUSTOM_METRICS_VERSIONS)[number];
 
+let lastSecond = Number.NaN;
+let lastText = '';
+
 /** metav1.Time: RFC 3339 at second precision in UTC. */
 export function rfc3339(unixSeconds: number): string {
-  return new Date(Math.floor(unixSeconds) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // Every value of one answer, and of the answers until the next evaluation, carries the same timestamp.
+  const second = Math.floor(unixSeconds);
+  if (second !== lastSecond) {
+    lastText = new Date(second * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    lastSecond = second;
+  }
+  return lastText;
 }
 
 function describedObject(ref: ObjectReference): Record<string, string> {

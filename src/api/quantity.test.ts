@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   formatBinaryQuantity,
   formatDecimalQuantity,
+  formatDecimalQuantityExact,
   milliValue,
   MAX_QUANTITY_MAGNITUDE,
   QuantityRangeError,
@@ -131,6 +132,20 @@ describe('formatDecimalQuantity', () => {
         assert.ok(!digits.endsWith('000') || suffix === 'E', `zeros could move to a larger suffix: ${text}`);
         assert.equal(parseCanonicalNanos(text), expectedNanos(value));
       }),
+      FC_PARAMS,
+    );
+  });
+
+  it('property: the fast path for small values answers exactly as the BigInt path', () => {
+    const values = fc.oneof(
+      fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+      fc.double({ min: -2, max: 2, noNaN: true }),
+      fc.integer({ min: -999_999, max: 999_999 }).map((k) => k / 1000),
+      fc.integer({ min: -999_999_999, max: 999_999_999 }).map((k) => Number(`${k}5e-10`)),
+      fc.constantFrom(999_999.9999999995, 999_999.999999999, 0.0000005, 0.000001, 1e-6, 123456.1234565),
+    );
+    fc.assert(
+      fc.property(values, (value) => assert.equal(formatDecimalQuantity(value), formatDecimalQuantityExact(value), String(value))),
       FC_PARAMS,
     );
   });

@@ -36,7 +36,9 @@ class TrackedWatch extends Watch {
     let ended = false;
     let open = false;
     // A refused watch calls `done` before watch() resolves; only a stream that opened confirms anything.
-    const controller = await super.watch(path, queryParams, callback, (err: unknown) => {
+    // ERROR events carry a Status (410 Gone) that ListWatch reads whole.
+    const slimmed = (phase: string, apiObj: any, watchObj?: any): void => callback(phase, phase === 'ERROR' ? apiObj : slim(apiObj), watchObj);
+    const controller = await super.watch(path, queryParams, slimmed, (err: unknown) => {
       ended = true;
       if (open) this.#onClose();
       done(err);
@@ -49,7 +51,17 @@ class TrackedWatch extends Watch {
   }
 }
 
-type Labels = ReadonlyMap<string, string>;
+type Labels = Readonly<Record<string, string>>;
+
+/**
+ * What ListWatch's own copy keeps of an object: its keys and resourceVersion (it compares those), and the labels
+ * the adapter matches. Metadata-only objects still carry annotations and managedFields, often kilobytes a pod.
+ */
+function slim(obj: KubernetesObject): KubernetesObject {
+  const m = obj.metadata;
+  if (!m) return obj;
+  return { metadata: { name: m.name, namespace: m.namespace, labels: m.labels, resourceVersion: m.resourceVersion } };
+}
 
 export interface ObjectCacheOptions {
   readonly log: { info(msg: string): void; warn(msg: string): void };
@@ -120,7 +132,8 @@ class ResourceCache {
     let markSynced!: () => void;
     this.#synced = new Promise((resolve) => (markSynced = resolve));
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
-      const result = await kubeGet<KubernetesListObject<KubernetesObject>>(kc, path, { accept: LIST_METADATA });
+      const listed = await kubeGet<KubernetesListObject<KubernetesObject>>(kc, path, { accept: LIST_METADATA });
+      const result = { ...listed, items: listed.items.map(slim) };
       this.#lastSync = this.#now();
       this.#hasSynced = true;
       // ListWatch applies the items in the microtask after this returns; waiters must resume after that.
@@ -151,7 +164,8 @@ class ResourceCache {
       if (!name) return;
       let names = this.#byNamespace.get(ns);
       if (!names) this.#byNamespace.set(ns, (names = new Map()));
-      names.set(name, new Map(Object.entries(obj.metadata?.labels ?? {})));
+      // Own, frozen and shared by every answer: a request that matches 5,000 pods copies no labels.
+      names.set(name, Object.freeze({ ...obj.metadata?.labels }));
     };
     this.#informer.on('add', upsert);
     this.#informer.on('update', upsert);
@@ -225,7 +239,7 @@ class ResourceCache {
     const spaces: [string, Map<string, Labels>][] =
       namespace === null ? [...this.#byNamespace.entries()] : [[namespace, this.#byNamespace.get(namespace) ?? new Map<string, Labels>()]];
     for (const [ns, names] of spaces) {
-      for (const [name, labels] of names) if (matchesLabels(selector, labels)) out.push({ namespace: ns, name, labels: Object.fromEntries(labels) });
+      for (const [name, labels] of names) if (matchesLabels(selector, labels)) out.push({ namespace: ns, name, labels });
     }
     return out.sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
   }
