@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CustomMetricsProvider } from '../providers/types.ts';
 import { BadRequestError } from '../errors.ts';
 import { sendJson } from './json-response.ts';
+import { serializeMetricValueList } from './wire-serializers.ts';
 import { parseCustomMetricPath, parseSelectorParam, queryParam, splitPath } from './metric-request.ts';
 import {
   CUSTOM_METRICS_GROUP,
@@ -30,13 +31,13 @@ export function registerCustomMetricsRoutes(app: FastifyInstance, provider: Cust
       if (path.name === '*') {
         const objectSelector = parseSelectorParam(request.query, 'labelSelector');
         const values = await provider.getMetricBySelector(path.namespace, objectSelector, info, metricSelector);
-        return sendJson(request, reply, 200, encodeMetricValueList(version as CustomMetricsVersion, values));
+        return sendJson(request, reply, 200, encodeMetricValueList(version as CustomMetricsVersion, values), serializeMetricValueList[version]);
       }
       if (fieldSelector && fieldSelector !== `metadata.name=${path.name}` && fieldSelector !== `metadata.name==${path.name}`) {
         throw new BadRequestError('fieldSelector metadata.name doesn\'t match requested name');
       }
       const value = await provider.getMetricByName({ namespace: path.namespace, name: path.name }, info, metricSelector);
-      return sendJson(request, reply, 200, encodeMetricValueList(version as CustomMetricsVersion, [value]));
+      return sendJson(request, reply, 200, encodeMetricValueList(version as CustomMetricsVersion, [value]), serializeMetricValueList[version]);
     };
     app.get(base, handler);
     app.get(`${base}/*`, handler);

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ExternalMetricsProvider } from '../providers/types.ts';
 import { sendJson } from './json-response.ts';
+import { serializeExternalMetricValueList } from './wire-serializers.ts';
 import { parseExternalMetricPath, parseSelectorParam, splitPath } from './metric-request.ts';
 import {
   encodeExternalApiGroup,
@@ -27,6 +28,6 @@ export function registerExternalMetricsRoutes(app: FastifyInstance, provider: Ex
     // The HPA sends the metric selector as labelSelector (ListOptions), not metricLabelSelector.
     const selector = parseSelectorParam(request.query, 'labelSelector');
     const values = await provider.getExternalMetric(namespace, metric, selector);
-    return sendJson(request, reply, 200, encodeExternalMetricValueList(values));
+    return sendJson(request, reply, 200, encodeExternalMetricValueList(values), serializeExternalMetricValueList);
   });
 }
