@@ -245,6 +245,20 @@ async function adapterTimes(adapter: Adapter): Promise<{ requests: number; reque
   };
 }
 
+/**
+ * The counters once Prometheus has finished what the last load left queued: autocannon stops sending at the end
+ * of its time, but answers still in flight are counted when they complete, and would be charged to the next load.
+ */
+async function settledCounters(url: string): Promise<{ queries: number; bytes: number }> {
+  let last = await prometheusCounters(url);
+  for (;;) {
+    await sleep(250);
+    const next = await prometheusCounters(url);
+    if (next.queries === last.queries) return next;
+    last = next;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -344,7 +358,7 @@ async function main(): Promise<void> {
     for (let run = 0; run < RUNS; run++) {
       for (const target of ['cached', 'uncached', 'direct'] as const) {
         const adapter = target === 'cached' ? cached : target === 'uncached' ? uncached : null;
-        const before = await prometheusCounters(prometheus.url);
+        const before = await settledCounters(prometheus.url);
         let peak = 0;
         const sampler = adapter ? setInterval(() => (peak = Math.max(peak, rssBytes(adapter.pid))), 200) : null;
         const r = await load(adapter ? `${adapter.url}${cpuPath}` : directUrl);

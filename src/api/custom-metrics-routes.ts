@@ -1,8 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { CustomMetricsProvider } from '../providers/types.ts';
+import type { CustomMetricsProvider, MetricValue } from '../providers/types.ts';
 import { BadRequestError } from '../errors.ts';
-import { sendJson } from './json-response.ts';
-import { serializeMetricValueList } from './wire-serializers.ts';
+import { EncodedBody, sendJson } from './json-response.ts';
 import { parseCustomMetricPath, parseSelectorParam, queryParam, splitPath } from './metric-request.ts';
 import {
   CUSTOM_METRICS_GROUP,
@@ -10,6 +9,7 @@ import {
   encodeApiGroup,
   encodeMetricValueList,
   encodeResourceList,
+  writeMetricValueList,
   type CustomMetricsVersion,
 } from './custom-metrics-wire.ts';
 
@@ -31,15 +31,23 @@ export function registerCustomMetricsRoutes(app: FastifyInstance, provider: Cust
       if (path.name === '*') {
         const objectSelector = parseSelectorParam(request.query, 'labelSelector');
         const values = await provider.getMetricBySelector(path.namespace, objectSelector, info, metricSelector);
-        return sendJson(request, reply, 200, encodeMetricValueList(version as CustomMetricsVersion, values), serializeMetricValueList[version]);
+        return sendJson(request, reply, 200, metricValueList(version, values));
       }
       if (fieldSelector && fieldSelector !== `metadata.name=${path.name}` && fieldSelector !== `metadata.name==${path.name}`) {
         throw new BadRequestError('fieldSelector metadata.name doesn\'t match requested name');
       }
       const value = await provider.getMetricByName({ namespace: path.namespace, name: path.name }, info, metricSelector);
-      return sendJson(request, reply, 200, encodeMetricValueList(version as CustomMetricsVersion, [value]), serializeMetricValueList[version]);
+      return sendJson(request, reply, 200, metricValueList(version, [value]));
     };
     app.get(base, handler);
     app.get(`${base}/*`, handler);
   }
+}
+
+function metricValueList(version: CustomMetricsVersion, values: readonly MetricValue[]): EncodedBody {
+  return new EncodedBody(
+    values.length,
+    () => writeMetricValueList(version, values),
+    () => encodeMetricValueList(version, values),
+  );
 }

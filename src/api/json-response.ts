@@ -5,21 +5,41 @@ import type { Serializer } from './wire-serializers.ts';
 const HTML_UNSAFE = /[<>&\u2028\u2029]/;
 
 /**
+ * An answer whose compact JSON is written by a specialised encoder; the object form is built only when a
+ * human asked for indented output.
+ */
+export class EncodedBody {
+  readonly items: number;
+  readonly compact: () => string;
+  readonly value: () => unknown;
+
+  constructor(items: number, compact: () => string, value: () => unknown) {
+    this.items = items;
+    this.compact = compact;
+    this.value = value;
+  }
+}
+
+/**
  * Writes JSON the way Kubernetes API servers do: compact with a trailing newline, or indented for
  * `?pretty=true` and for humans' tools (curl, wget, browsers), with `<`, `>` and `&` escaped like
  * Go's HTML-safe encoder.
  */
 export function sendJson(request: FastifyRequest, reply: FastifyReply, code: number, body: unknown, serialize?: Serializer): FastifyReply {
-  const items = (body as { items?: unknown } | null)?.items;
+  const items = body instanceof EncodedBody ? body.items : (body as { items?: unknown } | null)?.items;
   const trace = currentTrace();
   if (trace && Array.isArray(items)) trace.items = items.length;
+  if (trace && typeof items === 'number') trace.items = items;
   // As kube-apiserver's error writer does: a Status that says when to retry says it in the header too, where
   // client-go and the aggregator look for it.
   const retryAfter = (body as { kind?: unknown; details?: { retryAfterSeconds?: unknown } } | null)?.details?.retryAfterSeconds;
   if ((body as { kind?: unknown } | null)?.kind === 'Status' && typeof retryAfter === 'number' && retryAfter > 0) {
     reply.header('Retry-After', String(retryAfter));
   }
-  let text = wantsPretty(request) ? JSON.stringify(body, null, 2) : `${serialize ? serialize(body as object) : JSON.stringify(body)}\n`;
+  let text: string;
+  if (wantsPretty(request)) text = JSON.stringify(body instanceof EncodedBody ? body.value() : body, null, 2);
+  else if (body instanceof EncodedBody) text = `${body.compact()}\n`;
+  else text = `${serialize ? serialize(body as object) : JSON.stringify(body)}\n`;
   // Names and label values almost never hold these; scanning once is cheaper than a replace that finds nothing.
   if (HTML_UNSAFE.test(text)) text = text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return (

@@ -3,6 +3,7 @@ import { BadRequestError } from '../errors.ts';
 import type { ObjectMeta } from '../kubernetes/object-source.ts';
 import type { ObjectFilter, ResourceMetricsSource } from '../providers/resource.ts';
 import { sendJson } from './json-response.ts';
+import { serializeNodeMetricsList, serializePodMetricsList } from './wire-serializers.ts';
 import { parseSelectorParam, queryParam } from './metric-request.ts';
 import {
   RESOURCE_METRICS_GROUP,
@@ -106,7 +107,7 @@ export function registerResourceMetricsRoutes(
   app.get(`${base}/nodes`, async (request, reply) => {
     const fields = parseFieldSelector(queryParam(request.query, 'fieldSelector'), ['metadata.name']);
     const items = await provider.getNodeMetrics(labelSelector(request), singleName(fields), fieldFilter(fields));
-    return sendJson(request, reply, 200, encodeNodeMetricsList(items, now()));
+    return sendJson(request, reply, 200, encodeNodeMetricsList(items, now()), serializeNodeMetricsList);
   });
 
   app.get<{ Params: { name: string } }>(`${base}/nodes/:name`, async (request, reply) => {
@@ -121,10 +122,10 @@ export function registerResourceMetricsRoutes(
     return provider.getPodMetrics(namespace, labelSelector(request), singleName(fields), fieldFilter(fields));
   };
 
-  app.get(`${base}/pods`, async (request, reply) => sendJson(request, reply, 200, encodePodMetricsList(await listPods(request, null), now())));
+  app.get(`${base}/pods`, async (request, reply) => sendJson(request, reply, 200, encodePodMetricsList(await listPods(request, null), now()), serializePodMetricsList));
 
   app.get<{ Params: { namespace: string } }>(`${base}/namespaces/:namespace/pods`, async (request, reply) =>
-    sendJson(request, reply, 200, encodePodMetricsList(await listPods(request, request.params.namespace), now())),
+    sendJson(request, reply, 200, encodePodMetricsList(await listPods(request, request.params.namespace), now()), serializePodMetricsList),
   );
 
   app.get<{ Params: { namespace: string; name: string } }>(`${base}/namespaces/:namespace/pods/:name`, async (request, reply) => {
