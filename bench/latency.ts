@@ -3,7 +3,7 @@
  * straight to Prometheus. Prints markdown tables; asserts nothing.
  *
  *   npm run bench:latency -- [--pods 10,100,1000,5000] [--runs 3] [--requests 200] [--concurrency 50] [--seconds 5]
- *                            [--startups 5]
+ *                            [--startups 5] [--adapter-bin <another checkout's bin/prometheus-metrics-adapter.js>]
  *
  * Everything listens on 127.0.0.1: a real Prometheus with backfilled data (one namespace per scale, N pods each), a
  * FAKE Kubernetes API for the pod lists, and the packaged adapter (bin/prometheus-metrics-adapter.js) as separate
@@ -45,7 +45,9 @@ const SECONDS = numberArg('seconds', 5);
 const STARTUPS = numberArg('startups', 5);
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const BIN = path.join(REPO, 'bin', 'prometheus-metrics-adapter.js');
+const binIndex = process.argv.indexOf('--adapter-bin');
+// Another checkout's launcher (built) can be measured instead, for before/after figures.
+const BIN = binIndex === -1 ? path.join(REPO, 'bin', 'prometheus-metrics-adapter.js') : path.resolve(process.argv[binIndex + 1] ?? '');
 const PROBE = pathToFileURL(path.join(REPO, 'bench', 'soak-probe.ts')).href;
 const SERIES = 'bench_cpu_seconds_total';
 const PREFIX = 'prometheus_metrics_adapter_';
@@ -232,6 +234,49 @@ async function prometheusCounters(url: string): Promise<{ queries: number; bytes
   return { queries, bytes };
 }
 
+/**
+ * What a Deployment's pod carries besides name and labels, about 1.5 KB: the watch caches receive all of it even
+ * as metadata-only objects, so the adapter's memory is measured with it.
+ */
+function podMetadata(namespace: string, i: number): Record<string, unknown> {
+  const hash = (i * 2654435761).toString(16).padStart(8, '0').slice(-8);
+  const time = '2026-11-25T08:00:00Z';
+  return {
+    generateName: 'web-7c9d8-',
+    uid: `${hash}-0000-4000-8000-${hash}${hash.slice(0, 4)}`,
+    creationTimestamp: time,
+    annotations: {
+      'kubectl.kubernetes.io/restartedAt': time,
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '8080',
+      'cluster-autoscaler.kubernetes.io/safe-to-evict': 'true',
+    },
+    ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7c9d8', uid: `rs-${namespace}`, controller: true, blockOwnerDeletion: true }],
+    managedFields: [
+      {
+        manager: 'kube-controller-manager',
+        operation: 'Update',
+        apiVersion: 'v1',
+        time,
+        fieldsType: 'FieldsV1',
+        fieldsV1: {
+          'f:metadata': { 'f:generateName': {}, 'f:labels': { '.': {}, 'f:app': {} }, 'f:ownerReferences': { '.': {}, [`k:{"uid":"rs-${namespace}"}`]: {} } },
+          'f:spec': { 'f:containers': { 'k:{"name":"app"}': { '.': {}, 'f:image': {}, 'f:imagePullPolicy': {}, 'f:name': {}, 'f:ports': {}, 'f:resources': {} } }, 'f:dnsPolicy': {}, 'f:restartPolicy': {} },
+        },
+      },
+      {
+        manager: 'kubelet',
+        operation: 'Update',
+        apiVersion: 'v1',
+        time,
+        fieldsType: 'FieldsV1',
+        subresource: 'status',
+        fieldsV1: { 'f:status': { 'f:conditions': { 'k:{"type":"Ready"}': { '.': {}, 'f:lastProbeTime': {}, 'f:status': {}, 'f:type': {} } }, 'f:containerStatuses': {}, 'f:hostIP': {}, 'f:phase': {}, 'f:podIP': {}, 'f:startTime': {} } },
+      },
+    ],
+  };
+}
+
 /** Seconds the adapter spent, by its own account: serving requests, and waiting for Prometheus inside them. */
 async function adapterTimes(adapter: Adapter): Promise<{ requests: number; requestSeconds: number; queries: number; querySeconds: number }> {
   const families = readExposition(await (await fetch(adapter.metricsUrl)).text());
@@ -275,7 +320,7 @@ async function main(): Promise<void> {
   cleanups.push(() => prometheus.stop());
   const kube = await startFakeKubeApiServer();
   cleanups.push(() => kube.stop());
-  for (const pods of SCALES) for (let i = 0; i < pods; i++) kube.addPod(ns(pods), `web-${i}`, { app: 'web' });
+  for (const pods of SCALES) for (let i = 0; i < pods; i++) kube.addPod(ns(pods), `web-${i}`, { app: 'web' }, { metadata: { name: `web-${i}`, ...podMetadata(ns(pods), i) } });
   const query = `sum by (<<.GroupBy>>) (rate(${SERIES}{<<.LabelMatchers>>}[<<.Window>>]))`;
   writeFileSync(
     path.join(dir, 'rules.yaml'),

@@ -48,7 +48,11 @@ export interface SeriesSpec {
 }
 
 export interface StartPrometheusOptions {
-  series: SeriesSpec[];
+  /**
+   * An array may list a family's series in any order. Any other iterable is written as it is produced, so that
+   * millions of series never exist at once (benchmarks); it must then yield each family's series contiguously.
+   */
+  series: SeriesSpec[] | Iterable<SeriesSpec>;
   fromSeconds: number;
   /** Inclusive. Put it beyond the end of the run: queries later than `toSeconds` + 5m see nothing. */
   toSeconds: number;
@@ -266,17 +270,41 @@ interface Family {
   series: SeriesSpec[];
 }
 
+function checkNames(s: SeriesSpec): void {
+  if (!METRIC_NAME.test(s.name)) throw new Error(`invalid metric name ${JSON.stringify(s.name)}`);
+  for (const label of Object.keys(s.labels)) {
+    if (!LABEL_NAME.test(label) || label.startsWith('__')) {
+      throw new Error(`invalid label name ${JSON.stringify(label)} on ${s.name}`);
+    }
+  }
+}
+
+/**
+ * A streamed iterable's families as they come, with the checks groupFamilies makes, except for duplicate series:
+ * remembering every key would hold the millions of series streaming is for.
+ */
+function* streamFamilies(series: Iterable<SeriesSpec>): Generator<{ family: Omit<Family, 'series'>; series: SeriesSpec }> {
+  const done = new Set<string>();
+  let current: Omit<Family, 'series'> | null = null;
+  for (const s of series) {
+    checkNames(s);
+    if (current === null || current.name !== s.name) {
+      if (current !== null) done.add(current.name);
+      if (done.has(s.name)) throw new Error(`the series of ${s.name} are not contiguous; a streamed iterable must yield each family's series together`);
+      current = { name: s.name, type: s.type, help: s.help };
+    } else if (current.type !== s.type) {
+      throw new Error(`${s.name} is declared both as ${current.type} and as ${s.type}`);
+    }
+    yield { family: current, series: s };
+  }
+}
+
 /** OpenMetrics wants each family's samples contiguous and each series' timestamps increasing. */
 function groupFamilies(series: SeriesSpec[]): Family[] {
   const byName = new Map<string, Family>();
   const seen = new Set<string>();
   for (const s of series) {
-    if (!METRIC_NAME.test(s.name)) throw new Error(`invalid metric name ${JSON.stringify(s.name)}`);
-    for (const label of Object.keys(s.labels)) {
-      if (!LABEL_NAME.test(label) || label.startsWith('__')) {
-        throw new Error(`invalid label name ${JSON.stringify(label)} on ${s.name}`);
-      }
-    }
+    checkNames(s);
     const key = s.name + formatLabels(s.labels);
     if (seen.has(key)) throw new Error(`duplicate series ${key}`);
     seen.add(key);
@@ -292,7 +320,7 @@ function groupFamilies(series: SeriesSpec[]): Family[] {
   return [...byName.values()];
 }
 
-function familyHeader(family: Family): string {
+function familyHeader(family: Omit<Family, 'series'>): string {
   // A counter family is named without `_total`; a counter sample without the suffix would not be valid
   // OpenMetrics, so such a family is declared `unknown` (the TSDB stores no metadata from a backfill anyway).
   let familyName = family.name;
@@ -306,8 +334,17 @@ function familyHeader(family: Family): string {
   return header;
 }
 
-/** Returns the number of samples written. */
-async function writeOpenMetrics(file: string, opts: StartPrometheusOptions): Promise<number> {
+/** Every series after its family's header, families contiguous. */
+function* orderedSeries(series: SeriesSpec[] | Iterable<SeriesSpec>): Generator<{ family: Omit<Family, 'series'>; series: SeriesSpec }> {
+  if (!Array.isArray(series)) {
+    yield* streamFamilies(series);
+    return;
+  }
+  for (const family of groupFamilies(series)) for (const s of family.series) yield { family, series: s };
+}
+
+/** Returns the number of series and of samples written. */
+async function writeOpenMetrics(file: string, opts: StartPrometheusOptions): Promise<{ series: number; samples: number }> {
   const { fromSeconds, toSeconds, stepSeconds } = opts;
   if (!Number.isFinite(fromSeconds) || !Number.isFinite(toSeconds) || toSeconds < fromSeconds) {
     throw new Error(`invalid time range [${fromSeconds}, ${toSeconds}]`);
@@ -327,6 +364,7 @@ async function writeOpenMetrics(file: string, opts: StartPrometheusOptions): Pro
   let chunk: string[] = [];
   let chunkSize = 0;
   let samples = 0;
+  let seriesCount = 0;
   const flush = async (): Promise<void> => {
     if (chunk.length === 0) return;
     await handle.write(chunk.join(''));
@@ -334,27 +372,30 @@ async function writeOpenMetrics(file: string, opts: StartPrometheusOptions): Pro
     chunkSize = 0;
   };
   try {
-    for (const family of groupFamilies(opts.series)) {
-      chunk.push(familyHeader(family));
-      for (const s of family.series) {
-        const prefix = s.name + formatLabels(s.labels) + ' ';
-        let previous = Number.NEGATIVE_INFINITY;
-        for (let i = 0; i < times.length; i++) {
-          const t = times[i] as number;
-          if (s.until !== undefined && t > s.until) break;
-          const v = s.value(t);
-          if (s.type === 'counter') {
-            if (!Number.isFinite(v) || v < previous) {
-              throw new Error(`counter ${prefix.trim()} is not finite and non-decreasing at ${t}: ${previous} -> ${v}`);
-            }
-            previous = v;
+    let lastFamily: Omit<Family, 'series'> | null = null;
+    for (const { family, series: s } of orderedSeries(opts.series)) {
+      if (family !== lastFamily) {
+        chunk.push(familyHeader(family));
+        lastFamily = family;
+      }
+      seriesCount++;
+      const prefix = s.name + formatLabels(s.labels) + ' ';
+      let previous = Number.NEGATIVE_INFINITY;
+      for (let i = 0; i < times.length; i++) {
+        const t = times[i] as number;
+        if (s.until !== undefined && t > s.until) break;
+        const v = s.value(t);
+        if (s.type === 'counter') {
+          if (!Number.isFinite(v) || v < previous) {
+            throw new Error(`counter ${prefix.trim()} is not finite and non-decreasing at ${t}: ${previous} -> ${v}`);
           }
-          const line = `${prefix}${formatValue(v)} ${timeText[i]}\n`;
-          chunk.push(line);
-          chunkSize += line.length;
-          samples++;
-          if (chunkSize > 1 << 20) await flush();
+          previous = v;
         }
+        const line = `${prefix}${formatValue(v)} ${timeText[i]}\n`;
+        chunk.push(line);
+        chunkSize += line.length;
+        samples++;
+        if (chunkSize > 1 << 20) await flush();
       }
     }
     chunk.push('# EOF\n');
@@ -362,7 +403,7 @@ async function writeOpenMetrics(file: string, opts: StartPrometheusOptions): Pro
   } finally {
     await handle.close();
   }
-  return samples;
+  return { series: seriesCount, samples };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -569,7 +610,7 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
     const dataDir = path.join(root, 'data');
     const dataFile = path.join(root, 'backfill.om');
     const started = Date.now();
-    const samples = await writeOpenMetrics(dataFile, opts);
+    const { series, samples } = await writeOpenMetrics(dataFile, opts);
     // --max-block-duration is hidden in 2.42's help but accepted; see the findings at the top.
     await runCommand(bins.promtool, [
       'tsdb',
@@ -581,7 +622,7 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
       dataDir,
     ]);
     await rm(dataFile, { force: true });
-    log(`backfilled ${opts.series.length} series, ${samples} samples in ${Date.now() - started} ms`);
+    log(`backfilled ${series} series, ${samples} samples in ${Date.now() - started} ms`);
 
     const configFile = path.join(root, 'prometheus.yml');
     await writeFile(configFile, prometheusConfig(opts.scrape, path.join(root, 'query.log')));

@@ -1,9 +1,11 @@
 import { readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import axios, { type AxiosInstance, AxiosError } from 'axios';
-import { InternalError, ServiceUnavailableError, TimeoutError } from '../errors.ts';
+import type { Readable } from 'node:stream';
+import axios, { type AxiosInstance, type AxiosResponse, AxiosError } from 'axios';
+import { AdapterError, InternalError, ServiceUnavailableError, TimeoutError } from '../errors.ts';
 import type { DiscoveredSeries } from '../rules/series-naming.ts';
+import { MalformedJsonError, SeriesAnswerParser, type SeriesAnswer } from './series-stream.ts';
 
 export interface PrometheusClientOptions {
   /** Base URL; may carry a path prefix (`https://thanos/prometheus`). */
@@ -59,6 +61,7 @@ interface Envelope {
 }
 
 const DEFAULT_MAX_GET_URL_BYTES = 8 * 1024;
+const MAX_ERROR_BODY_BYTES = 1024 * 1024;
 
 /** Prometheus writes special values as strings that Number() does not read. */
 export function parseSampleValue(text: string): number {
@@ -154,7 +157,8 @@ export class PrometheusHttpClient implements InstantQuerier {
   /**
    * `/api/v1/series`: the series matching any of `matchers` with samples in [start, end], as their name and
    * label names. `end` is always sent: without it Prometheus reads up to the end of its TSDB, future
-   * (backfilled) blocks included. Series without a name are left out.
+   * (backfilled) blocks included. Series without a name are left out. Series with the same name and label
+   * names share one frozen entry, so the list costs a pointer per series.
    */
   async series(
     matchers: readonly string[],
@@ -167,19 +171,68 @@ export class PrometheusHttpClient implements InstantQuerier {
     for (const m of matchers) params.append('match[]', m);
     params.set('start', startSeconds.toFixed(3));
     params.set('end', endSeconds.toFixed(3));
-    const { data } = await this.#call('api/v1/series', params, signal, seriesReviver);
-    if (!Array.isArray(data)) {
-      throw new InternalError(`Prometheus at ${this.displayUrl} answered a series request with a malformed result`);
-    }
-    return data.filter(isDiscoveredSeries);
+    return this.#streamSeries(params, signal);
   }
 
-  async #call(
-    path: string,
-    params: URLSearchParams,
-    signal?: AbortSignal,
-    reviver?: (this: unknown, key: string, value: unknown) => unknown,
-  ): Promise<{ data: unknown; warnings: readonly string[] }> {
+  /**
+   * The series answer is read as it arrives and reduced series by series (see SeriesAnswerParser): a million series
+   * are 150 MB and more of JSON, which as one string plus its parse would not fit the memory discovery is given.
+   */
+  async #streamSeries(params: URLSearchParams, signal?: AbortSignal): Promise<DiscoveredSeries[]> {
+    const started = performance.now();
+    const response = await this.#send('api/v1/series', params, signal, 'stream');
+    const body = response.data as Readable;
+    // axios's timeout stops at the response headers in stream mode; the budget covers the whole answer, as for text.
+    let timedOut = false;
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        body.destroy(new Error('timeout'));
+      },
+      Math.max(0, this.#options.timeoutMs - (performance.now() - started)),
+    );
+    const onAbort = (): void => {
+      body.destroy(new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort);
+    try {
+      if (signal?.aborted) onAbort();
+      if (response.status < 200 || response.status >= 300) {
+        // Error answers are small; read whole, they go through the same mapping as a query's.
+        throw this.#failure(response.status, this.#parseEnvelope(response.status, await readLimited(body, MAX_ERROR_BODY_BYTES)));
+      }
+      const parser = new SeriesAnswerParser();
+      let answer: SeriesAnswer;
+      try {
+        for await (const chunk of body) parser.write(chunk as Buffer);
+        answer = parser.end();
+      } catch (err) {
+        if (err instanceof MalformedJsonError) throw this.#notJson(response.status, err.head);
+        throw err;
+      }
+      if (answer.status !== 'success') throw this.#failure(response.status, { errorType: answer.errorType, error: answer.error });
+      if (answer.series === null) {
+        throw new InternalError(`Prometheus at ${this.displayUrl} answered a series request with a malformed result`);
+      }
+      return answer.series;
+    } catch (err) {
+      if (err instanceof AdapterError) throw err;
+      if (timedOut) throw this.#transportError(new AxiosError('timeout', AxiosError.ETIMEDOUT));
+      if (signal?.aborted) throw this.#transportError(new AxiosError('canceled', AxiosError.ERR_CANCELED));
+      throw this.#transportError(err);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (!body.destroyed) body.destroy();
+    }
+  }
+
+  async #call(path: string, params: URLSearchParams, signal?: AbortSignal): Promise<{ data: unknown; warnings: readonly string[] }> {
+    const response = await this.#send(path, params, signal, 'text');
+    return this.#unwrap(response.status, this.#parseEnvelope(response.status, response.data as string));
+  }
+
+  async #send(path: string, params: URLSearchParams, signal: AbortSignal | undefined, responseType: 'text' | 'stream'): Promise<AxiosResponse<unknown>> {
     // Instant-query answers are small and on the HPA's path: compressing them costs Prometheus and us
     // about 1.5 ms per query on a fast network (measured on loopback), more than the transfer saves.
     // Series lists (discovery) are large and off the request path, so they keep gzip.
@@ -196,43 +249,53 @@ export class PrometheusHttpClient implements InstantQuerier {
     const usePost =
       this.#options.verb === 'POST' ||
       path.length + encoded.length + this.#options.url.length > (this.#options.maxGetUrlBytes ?? DEFAULT_MAX_GET_URL_BYTES);
-    let response;
+    const config = { headers, responseType, ...(signal ? { signal } : {}) };
     try {
-      response = usePost
-        ? await this.#http.post<string>(path, encoded, {
-            headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' },
-            ...(signal ? { signal } : {}),
-          })
-        : await this.#http.get<string>(`${path}?${encoded}`, { headers, ...(signal ? { signal } : {}) });
+      return usePost
+        ? await this.#http.post<unknown>(path, encoded, { ...config, headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' } })
+        : await this.#http.get<unknown>(`${path}?${encoded}`, config);
     } catch (err) {
       throw this.#transportError(err);
     }
+  }
+
+  #parseEnvelope(status: number, text: string): Envelope {
     let parsed: unknown;
     try {
-      parsed = reviver ? JSON.parse(response.data, reviver) : JSON.parse(response.data);
+      parsed = JSON.parse(text);
     } catch {
       parsed = undefined;
     }
     // `null`, a number or an array parse fine but are no envelope; reading fields off them would throw a TypeError.
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      const snippet = String(response.data).slice(0, 200).trim();
-      throw new ServiceUnavailableError(
-        `Prometheus at ${this.displayUrl} answered HTTP ${response.status} with a body that is not a JSON API response: ${JSON.stringify(snippet)}`,
-      );
-    }
-    const envelope = parsed as Envelope;
-    if (response.status >= 200 && response.status < 300 && envelope.status === 'success') {
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw this.#notJson(status, text);
+    return parsed as Envelope;
+  }
+
+  #notJson(status: number, body: string): ServiceUnavailableError {
+    const snippet = body.slice(0, 200).trim();
+    return new ServiceUnavailableError(
+      `Prometheus at ${this.displayUrl} answered HTTP ${status} with a body that is not a JSON API response: ${JSON.stringify(snippet)}`,
+    );
+  }
+
+  /** The envelope's data and warnings when it says success, else the error that says why not. */
+  #unwrap(status: number, envelope: Envelope): { data: unknown; warnings: readonly string[] } {
+    if (status >= 200 && status < 300 && envelope.status === 'success') {
       const warnings = Array.isArray(envelope.warnings) ? envelope.warnings.filter((w) => typeof w === 'string') : [];
       return { data: envelope.data, warnings };
     }
-    const detail = envelope.error ? `${envelope.errorType ?? 'error'}: ${envelope.error}` : `HTTP ${response.status}`;
+    throw this.#failure(status, envelope);
+  }
+
+  #failure(status: number, envelope: Pick<Envelope, 'errorType' | 'error'>): AdapterError {
+    const detail = envelope.error ? `${envelope.errorType ?? 'error'}: ${envelope.error}` : `HTTP ${status}`;
     if (envelope.errorType === 'timeout' || envelope.errorType === 'canceled') {
-      throw new TimeoutError(`Prometheus at ${this.displayUrl} timed out evaluating the query (${detail})`);
+      return new TimeoutError(`Prometheus at ${this.displayUrl} timed out evaluating the query (${detail})`);
     }
-    if (response.status === 400 || response.status === 422 || envelope.errorType === 'bad_data' || envelope.errorType === 'execution') {
-      throw new InternalError(`Prometheus at ${this.displayUrl} rejected the query (${detail})`);
+    if (status === 400 || status === 422 || envelope.errorType === 'bad_data' || envelope.errorType === 'execution') {
+      return new InternalError(`Prometheus at ${this.displayUrl} rejected the query (${detail})`);
     }
-    throw new ServiceUnavailableError(`Prometheus at ${this.displayUrl} failed: HTTP ${response.status} (${detail})`);
+    return new ServiceUnavailableError(`Prometheus at ${this.displayUrl} failed: HTTP ${status} (${detail})`);
   }
 
   #transportError(err: unknown): Error {
@@ -285,22 +348,15 @@ function toSample(entry: unknown): Sample {
   return { labels: e.metric ?? {}, value: parseSampleValue(v), timestamp: t };
 }
 
-/**
- * Replaces each label set of a series answer by its name and label names as soon as JSON.parse has built
- * it, so the label values of a large answer become garbage one series at a time instead of all being held
- * next to the compact copy. Unnamed series are dropped (undefined leaves a hole that filter() skips).
- */
-function seriesReviver(this: unknown, _key: string, value: unknown): unknown {
-  if (!Array.isArray(this) || typeof value !== 'object' || value === null || Array.isArray(value)) return value;
-  const labels = value as Record<string, unknown>;
-  const name = labels['__name__'];
-  if (typeof name !== 'string' || name === '') return undefined;
-  const names: string[] = [];
-  for (const key of Object.keys(labels)) if (key !== '__name__') names.push(key);
-  const compact: DiscoveredSeries = { name, labels: names };
-  return compact;
-}
-
-function isDiscoveredSeries(entry: unknown): entry is DiscoveredSeries {
-  return typeof entry === 'object' && entry !== null && typeof (entry as DiscoveredSeries).name === 'string' && Array.isArray((entry as DiscoveredSeries).labels);
+/** Reads a small body whole, or its first `limit` bytes: enough for any error message worth showing. */
+async function readLimited(body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size >= limit) break;
+  }
+  // As axios does for text answers.
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8').replace(/^\uFEFF/, '');
 }

@@ -297,3 +297,40 @@ test('series queries missing from the map (not yet listed, or failed) contribute
   const rules = fixture('walkthrough.yaml');
   assert.deepEqual(discoverMetrics(rules, new Map(), resolver), { custom: [], external: [], problems: [] });
 });
+
+test('series sharing one entry per shape give the same metrics as one object per series, in any order', async () => {
+  const fc = (await import('fast-check')).default;
+  const rules = inline(`
+rules:
+- seriesQuery: '{__name__=~".+"}'
+  resources: {template: <<.Resource>>}
+  name: {matches: ^(.*)_total$, as: "\${1}_per_second"}
+  metricsQuery: a
+- seriesQuery: '{__name__=~".+"}'
+  resources: {overrides: {namespace: {resource: namespace}, node: {resource: node}, pod: {resource: pod}}}
+  name: {matches: ^(.*)$}
+  metricsQuery: b
+externalRules:
+- seriesQuery: '{__name__=~".+"}'
+  resources: {overrides: {namespace: {resource: namespace}}}
+  metricsQuery: c
+`);
+  const pool = series(
+    'x_total{namespace,pod}',
+    'x_total{pod}',
+    'x_total{node}',
+    'x_total{namespace,node}',
+    'y{namespace,pod,job}',
+    'y{node}',
+    'y{namespace,node}',
+    'z_total{job}',
+  );
+  fc.assert(
+    fc.property(fc.array(fc.nat(pool.length - 1), { maxLength: 30 }), (picks) => {
+      const shared = picks.map((i) => pool[i]!);
+      const copies = picks.map((i) => ({ name: pool[i]!.name, labels: [...pool[i]!.labels] }));
+      assert.deepEqual(discoverMetrics(rules, byQuery(rules, shared), resolver), discoverMetrics(rules, byQuery(rules, copies), resolver));
+    }),
+    { numRuns: 300 },
+  );
+});

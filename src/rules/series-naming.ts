@@ -214,9 +214,15 @@ export function discoverMetrics(
   const external = new Map<string, Entry<ExternalMetricRule>>();
   const namespaces = resolver.resolve('namespaces') ?? NAMESPACES;
 
+  const distinctByQuery = new Map<string, readonly DiscoveredSeries[]>();
   for (const rule of rules) {
-    const series = seriesByQuery.get(rule.seriesQuery);
-    if (!series || series.length === 0) continue;
+    const all = seriesByQuery.get(rule.seriesQuery);
+    if (!all || all.length === 0) continue;
+    let series = distinctByQuery.get(rule.seriesQuery);
+    if (series === undefined) {
+      series = firstAndLastOccurrences(all);
+      distinctByQuery.set(rule.seriesQuery, series);
+    }
     const view = new AssociationView(rule.resources, resolver, rule.origin, problems);
     const metricByName = new Map<string, string | null>();
     let referencesChecked = false;
@@ -327,6 +333,33 @@ export function discoverMetrics(
     external: [...external.values()].map((e) => e.rule),
     problems: [...problems],
   };
+}
+
+/**
+ * The series client hands out one shared entry per (name, label names), so a million series are a few shapes
+ * here, and a shape yields the same candidates every time. Each shape at its first occurrence, then each at its
+ * last, gives what the whole list gives: metrics are first registered in the same order, and the later series
+ * overwrite the earlier ones in the same order.
+ */
+function firstAndLastOccurrences(series: readonly DiscoveredSeries[]): readonly DiscoveredSeries[] {
+  const seen = new Set<DiscoveredSeries>();
+  const first: DiscoveredSeries[] = [];
+  for (const s of series) {
+    if (seen.has(s)) continue;
+    seen.add(s);
+    first.push(s);
+  }
+  // Nothing repeats: the list itself, which is also the answer for callers that never share entries.
+  if (first.length === series.length) return series;
+  seen.clear();
+  const last: DiscoveredSeries[] = [];
+  for (let i = series.length - 1; i >= 0; i--) {
+    const s = series[i]!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    last.push(s);
+  }
+  return [...first, ...last.reverse()];
 }
 
 function remember<T extends { readonly origin: string }>(entries: Map<string, Entry<T>>, key: string, candidate: T): void {
