@@ -111,16 +111,29 @@ async function getJson(url: string): Promise<{ status: number; json: any; bytes:
   return { status: a.status, json, bytes: a.body.length };
 }
 
-async function sequential(url: string, expectItems: (json: any) => number, want: number): Promise<number[]> {
-  const first = await getJson(url);
-  const items = first.status === 200 ? expectItems(first.json) : -1;
-  if (items !== want) throw new Error(`${url}: expected 200 with ${want} items, got ${first.status} with ${items}`);
-  for (let i = 0; i < 10; i++) await get(url); // warm-up: JIT, connection
-  const samples: number[] = [];
+interface Target {
+  readonly url: string;
+  readonly items: (json: any) => number;
+}
+
+/**
+ * REQUESTS rounds, each one request to every target in turn: Prometheus's own speed drifts over a run (head
+ * compaction, its garbage collector), and interleaving lets every target see the same drift.
+ */
+async function interleaved(targets: readonly Target[], want: number): Promise<number[][]> {
+  for (const t of targets) {
+    const first = await getJson(t.url);
+    const items = first.status === 200 ? t.items(first.json) : -1;
+    if (items !== want) throw new Error(`${t.url}: expected 200 with ${want} items, got ${first.status} with ${items}`);
+    for (let i = 0; i < 10; i++) await get(t.url); // warm-up: JIT, connection
+  }
+  const samples = targets.map((): number[] => []);
   for (let i = 0; i < REQUESTS; i++) {
-    const a = await get(url);
-    if (a.status !== 200) throw new Error(`${url}: HTTP ${a.status}: ${a.body.toString('utf8').slice(0, 300)}`);
-    samples.push(a.ms);
+    for (const [k, t] of targets.entries()) {
+      const a = await get(t.url);
+      if (a.status !== 200) throw new Error(`${t.url}: HTTP ${a.status}: ${a.body.toString('utf8').slice(0, 300)}`);
+      samples[k]!.push(a.ms);
+    }
   }
   return samples;
 }
@@ -277,6 +290,31 @@ function podMetadata(namespace: string, i: number): Record<string, unknown> {
   };
 }
 
+/**
+ * Median time Prometheus itself spent evaluating each query text (its query log's execTotalTime), over the
+ * queries the adapter sent: those are evaluated at whole seconds, the direct client's at the current time.
+ */
+function evaluationTimes(queryLog: string): Map<string, number> {
+  const byQuery = new Map<string, number[]>();
+  let text = '';
+  try {
+    text = readFileSync(queryLog, 'utf8');
+  } catch {
+    return new Map();
+  }
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const entry = JSON.parse(line) as { params?: { query?: string; start?: string }; stats?: { timings?: { execTotalTime?: number } } };
+    const query = entry.params?.query;
+    const seconds = entry.stats?.timings?.execTotalTime;
+    if (query === undefined || seconds === undefined || !entry.params?.start?.endsWith('.000Z')) continue;
+    let list = byQuery.get(query);
+    if (!list) byQuery.set(query, (list = []));
+    list.push(seconds * 1000);
+  }
+  return new Map([...byQuery].map(([q, v]) => [q, quantile(v.sort((a, b) => a - b), 0.5)]));
+}
+
 /** Seconds the adapter spent, by its own account: serving requests, and waiting for Prometheus inside them. */
 async function adapterTimes(adapter: Adapter): Promise<{ requests: number; requestSeconds: number; queries: number; querySeconds: number }> {
   const families = readExposition(await (await fetch(adapter.metricsUrl)).text());
@@ -347,6 +385,9 @@ async function main(): Promise<void> {
     pods: number;
     /** Mean time the uncached adapter took per request by its own clock, and of that, per Prometheus query. */
     serverMs: number;
+    promql: string;
+    /** Median time Prometheus spent evaluating the adapter's query, by its query log. */
+    evalMs: number;
     queryMs: number;
     cached: ReturnType<typeof summary>;
     uncached: ReturnType<typeof summary>;
@@ -386,12 +427,21 @@ async function main(): Promise<void> {
     const seq = { cached: [] as number[][], uncached: [] as number[][], direct: [] as number[][] };
     const times = { requests: 0, requestSeconds: 0, queries: 0, querySeconds: 0 };
     for (let run = 0; run < RUNS; run++) {
-      seq.cached.push(await sequential(`${cached.url}${cpuPath}`, items, pods));
+      const [c] = await interleaved([{ url: `${cached.url}${cpuPath}`, items }], pods);
       const t0 = await adapterTimes(uncached);
-      seq.uncached.push(await sequential(`${uncached.url}${cpuPath}`, items, pods));
+      // The pair whose ratio is reported sees the same Prometheus.
+      const [u, d] = await interleaved(
+        [
+          { url: `${uncached.url}${cpuPath}`, items },
+          { url: directUrl, items: results },
+        ],
+        pods,
+      );
       const t1 = await adapterTimes(uncached);
       for (const k of Object.keys(times) as (keyof typeof times)[]) times[k] += t1[k] - t0[k];
-      seq.direct.push(await sequential(directUrl, results, pods));
+      seq.cached.push(c!);
+      seq.uncached.push(u!);
+      seq.direct.push(d!);
     }
 
     say(`${pods} pods: ${CONNECTIONS} connections for ${SECONDS} s, ${RUNS} runs`);
@@ -422,6 +472,8 @@ async function main(): Promise<void> {
     rows.push({
       pods,
       serverMs: (times.requestSeconds / times.requests) * 1000,
+      promql,
+      evalMs: Number.NaN,
       queryMs: (times.querySeconds / times.queries) * 1000,
       cached: summary(seq.cached),
       uncached: summary(seq.uncached),
@@ -439,6 +491,8 @@ async function main(): Promise<void> {
 
   await cached.stop();
   await uncached.stop();
+  const evaluation = evaluationTimes(path.join(path.dirname(prometheus.dataDir), 'query.log'));
+  for (const r of rows) r.evalMs = evaluation.get(r.promql) ?? Number.NaN;
 
   const cpu = os.cpus();
   const commit = (() => {
@@ -453,16 +507,16 @@ async function main(): Promise<void> {
   const out: string[] = [];
   const p = (line = ''): void => void out.push(line);
   p(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${mb(os.totalmem())} MiB, Node ${process.versions.node}, commit ${commit}`);
-  p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up on one keep-alive connection; load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
+  p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up, one keep-alive connection per target, uncached and direct requests alternating; load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
   p('Latency figures are median / p99 in ms over all samples of all runs; parentheses: the lowest and highest run median.');
   p();
   p('### One HPA: sequential `pods/*/cpu_1m?labelSelector=app=web`');
   p();
-  p('| pods | adapter, warm cache | adapter, uncached | Prometheus directly, same PromQL | uncached / direct (median) | uncached, by the adapter\'s clock: request / query (mean) |');
-  p('|---:|---|---|---|---:|---|');
+  p('| pods | adapter, warm cache | adapter, uncached | Prometheus directly, same PromQL | uncached / direct (median) | uncached, adapter\'s clock: request / query (mean) | Prometheus evaluation (query log, median) |');
+  p('|---:|---|---|---|---:|---|---:|');
   for (const r of rows) {
     const cell = (s: ReturnType<typeof summary>): string => `${ms(s.median)} / ${ms(s.p99)}${spread(s.runMedians)}`;
-    p(`| ${r.pods} | ${cell(r.cached)} | ${cell(r.uncached)} | ${cell(r.direct)} | ${(r.uncached.median / r.direct.median).toFixed(2)}x | ${ms(r.serverMs)} / ${ms(r.queryMs)} |`);
+    p(`| ${r.pods} | ${cell(r.cached)} | ${cell(r.uncached)} | ${cell(r.direct)} | ${(r.uncached.median / r.direct.median).toFixed(2)}x | ${ms(r.serverMs)} / ${ms(r.queryMs)} | ${ms(r.evalMs)} |`);
   }
   p();
   p(`### ${CONNECTIONS} HPAs at once: ${CONNECTIONS} connections, requests/s and latency median / p99 (ms)`);

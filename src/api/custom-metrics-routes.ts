@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CustomMetricsProvider, MetricValue } from '../providers/types.ts';
 import { BadRequestError } from '../errors.ts';
-import { EncodedBody, sendJson } from './json-response.ts';
+import { EncodedBody, jsonBytes, sendJson } from './json-response.ts';
 import { parseCustomMetricPath, parseSelectorParam, queryParam, splitPath } from './metric-request.ts';
 import {
   CUSTOM_METRICS_GROUP,
@@ -44,10 +44,17 @@ export function registerCustomMetricsRoutes(app: FastifyInstance, provider: Cust
   }
 }
 
+/**
+ * Encoded answers by the value list they encode: a provider answers the same (frozen) list while its query result
+ * and objects are unchanged, and then the bytes need not be written again.
+ */
+const encoded = new WeakMap<readonly MetricValue[], Partial<Record<CustomMetricsVersion, Buffer>>>();
+
 function metricValueList(version: CustomMetricsVersion, values: readonly MetricValue[]): EncodedBody {
-  return new EncodedBody(
-    values.length,
-    () => writeMetricValueList(version, values),
-    () => encodeMetricValueList(version, values),
-  );
+  const compact = (): Buffer => {
+    let byVersion = encoded.get(values);
+    if (byVersion === undefined) encoded.set(values, (byVersion = {}));
+    return (byVersion[version] ??= jsonBytes(`${writeMetricValueList(version, values)}\n`));
+  };
+  return new EncodedBody(values.length, compact, () => encodeMetricValueList(version, values));
 }

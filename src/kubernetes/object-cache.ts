@@ -1,5 +1,5 @@
 import { KubeConfig, ListWatch, Watch, type KubernetesListObject, type KubernetesObject, type RequestContext } from '@kubernetes/client-node';
-import { matchesLabels, type Selector } from '../rules/selector.ts';
+import { matchesLabels, selectorToString, type Selector } from '../rules/selector.ts';
 import { groupResourceString, type ResourceInfo } from '../rules/well-known-resources.ts';
 import { kubeGet } from './api-request.ts';
 import type { ObjectMeta, ObjectSource } from './object-source.ts';
@@ -97,6 +97,8 @@ export interface ObjectCacheStatus {
 
 export const DEFAULT_STALE_AFTER_MS = 60_000;
 
+const MAX_REMEMBERED_ANSWERS = 1000;
+
 /**
  * One list+watch per resource, keeping only namespace, name and labels of each object. Watches
  * that fail are restarted with backoff, and requests keep being answered from the last known state.
@@ -116,6 +118,11 @@ class ResourceCache {
   #watching = false;
   #lastSync: number | null = null;
   #staleReported = false;
+  #ready = false;
+  /** Bumped by every change, so answers computed from an unchanged cache can be reused. */
+  #generation = 0;
+  /** Recent objects() answers by namespace and selector, valid while #generation is unchanged. */
+  readonly #answers = new Map<string, { generation: number; objects: readonly ObjectMeta[] }>();
 
   constructor(kc: KubeConfig, resource: ResourceInfo, options: ObjectCacheOptions) {
     this.name = groupResourceString(resource);
@@ -137,7 +144,10 @@ class ResourceCache {
       this.#lastSync = this.#now();
       this.#hasSynced = true;
       // ListWatch applies the items in the microtask after this returns; waiters must resume after that.
-      setImmediate(markSynced);
+      setImmediate(() => {
+        this.#ready = true;
+        markSynced();
+      });
       return result;
     };
     const watch = new TrackedWatch(
@@ -166,6 +176,7 @@ class ResourceCache {
       if (!names) this.#byNamespace.set(ns, (names = new Map()));
       // Own, frozen and shared by every answer: a request that matches 5,000 pods copies no labels.
       names.set(name, Object.freeze({ ...obj.metadata?.labels }));
+      this.#generation++;
     };
     this.#informer.on('add', upsert);
     this.#informer.on('update', upsert);
@@ -173,6 +184,7 @@ class ResourceCache {
       const names = this.#byNamespace.get(obj.metadata?.namespace ?? '');
       names?.delete(obj.metadata?.name ?? '');
       if (names?.size === 0) this.#byNamespace.delete(obj.metadata?.namespace ?? '');
+      this.#generation++;
     });
     this.#informer.on('error', (err: unknown) => {
       if (this.#stopped || (err as Error)?.name === 'AbortError') return;
@@ -220,6 +232,7 @@ class ResourceCache {
   }
 
   async waitForSync(timeoutMs: number, what: string): Promise<void> {
+    if (this.#ready) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -234,14 +247,26 @@ class ResourceCache {
     }
   }
 
-  objects(namespace: string | null, selector: Selector): ObjectMeta[] {
+  /**
+   * The matching objects, sorted by namespace and name. The same array (frozen) is answered again while nothing
+   * in the cache changed, which lets callers reuse what they computed from it: HPAs repeat the same selectors.
+   */
+  objects(namespace: string | null, selector: Selector): readonly ObjectMeta[] {
+    const key = `${namespace ?? '\u0000'}\u0000${selectorToString(selector)}`;
+    const known = this.#answers.get(key);
+    if (known !== undefined && known.generation === this.#generation) return known.objects;
     const out: ObjectMeta[] = [];
     const spaces: [string, Map<string, Labels>][] =
       namespace === null ? [...this.#byNamespace.entries()] : [[namespace, this.#byNamespace.get(namespace) ?? new Map<string, Labels>()]];
     for (const [ns, names] of spaces) {
       for (const [name, labels] of names) if (matchesLabels(selector, labels)) out.push({ namespace: ns, name, labels });
     }
-    return out.sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
+    out.sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
+    const objects = Object.freeze(out);
+    // Bounded: distinct selectors are few in practice, and a burst of new ones only costs recomputation.
+    if (this.#answers.size >= MAX_REMEMBERED_ANSWERS) this.#answers.clear();
+    this.#answers.set(key, { generation: this.#generation, objects });
+    return objects;
   }
 
   async stop(): Promise<void> {
@@ -279,7 +304,7 @@ export class InformerObjectSource implements ObjectSource {
     for (const r of resources) this.#cacheFor(r);
   }
 
-  async list(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<ObjectMeta[]> {
+  async list(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<readonly ObjectMeta[]> {
     const cache = this.#cacheFor(resource);
     await cache.waitForSync(this.#options.syncTimeoutMs ?? 10_000, resource.resource);
     return cache.objects(resource.namespaced ? namespace : null, selector);

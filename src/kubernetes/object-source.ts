@@ -11,8 +11,11 @@ export interface ObjectMeta {
 
 /** Where the set of objects behind `{resource}/*?labelSelector=` comes from. */
 export interface ObjectSource {
-  /** The matching objects with their labels, sorted by namespace and name. Served from memory. */
-  list(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<ObjectMeta[]>;
+  /**
+   * The matching objects with their labels, sorted by namespace and name. Served from memory. A source may answer
+   * the same (frozen) array again while its objects are unchanged; callers must not modify it.
+   */
+  list(resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<readonly ObjectMeta[]>;
   stop(): Promise<void>;
 }
 
@@ -20,6 +23,15 @@ export interface ObjectSource {
  * Names of the objects of `resource` in `namespace` (every namespace when null) whose labels match
  * `selector`, sorted. Served from memory: never a Kubernetes LIST per request.
  */
-export async function objectNames(source: ObjectSource, resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<string[]> {
-  return (await source.list(resource, namespace, selector)).map((o) => o.name).sort();
+export async function objectNames(source: ObjectSource, resource: ResourceInfo, namespace: string | null, selector: Selector): Promise<readonly string[]> {
+  const objects = await source.list(resource, namespace, selector);
+  let names = namesOf.get(objects);
+  if (names === undefined) {
+    names = Object.freeze(objects.map((o) => o.name).sort());
+    namesOf.set(objects, names);
+  }
+  return names;
 }
+
+// The same object list gives the same names array, so answers built from it can be recognised as unchanged.
+const namesOf = new WeakMap<readonly ObjectMeta[], readonly string[]>();

@@ -30,8 +30,22 @@ export interface CustomProviderDeps {
 }
 
 /** Custom metrics computed from rule queries, joined with the object set from the object source. */
+interface RememberedAnswer {
+  readonly samples: EngineResult['samples'];
+  readonly names: readonly string[];
+  readonly values: readonly MetricValue[];
+}
+
+const MAX_REMEMBERED_ANSWERS = 256;
+
 export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
   readonly #deps: CustomProviderDeps;
+  /**
+   * The last answer per metric, namespace and metric selector, with the cached query result and object list it
+   * was joined from. HPAs repeat the same reads; while both inputs are the same objects, so is the answer (and
+   * the API layer reuses its encoding). Rules replaced by a reload drop out with their registry entries.
+   */
+  readonly #answers = new WeakMap<RegisteredMetric, Map<string, RememberedAnswer>>();
 
   constructor(deps: CustomProviderDeps) {
     this.#deps = deps;
@@ -86,7 +100,7 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     objectSelector: Selector,
     info: MetricRequestInfo,
     metricSelector: Selector,
-  ): Promise<MetricValue[]> {
+  ): Promise<readonly MetricValue[]> {
     const entry = this.#lookup(info);
     const { rule, resource } = entry;
     const ns = resource.namespaced ? namespace : null;
@@ -109,8 +123,20 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     }
     const target = queryTargetOf(entry, ns, names, 'selector', metricSelector);
     const result = await this.#run(entry, target);
-    const stale = await this.#staleObjects(entry, target, result);
-    return this.#join(entry, result, names.filter((n) => !stale.has(n)), ns, metricSelector);
+    // maxSampleAge asks a second query whose age judgement changes with the clock: such answers are not reused.
+    if (rule.maxSampleAgeSeconds !== undefined) {
+      const stale = await this.#staleObjects(entry, target, result);
+      return this.#join(entry, result, names.filter((n) => !stale.has(n)), ns, metricSelector);
+    }
+    let answers = this.#answers.get(entry);
+    if (answers === undefined) this.#answers.set(entry, (answers = new Map()));
+    const key = `${ns ?? ''}\u0000${selectorToString(metricSelector)}`;
+    const known = answers.get(key);
+    if (known !== undefined && known.samples === result.samples && known.names === names) return known.values;
+    const values = Object.freeze(this.#join(entry, result, names, ns, metricSelector));
+    if (answers.size >= MAX_REMEMBERED_ANSWERS) answers.clear();
+    answers.set(key, { samples: result.samples, names, values });
+    return values;
   }
 
   #lookup(info: MetricRequestInfo, name?: string): RegisteredMetric {

@@ -168,7 +168,7 @@ export async function explainCustomMetric(deps: ExplainDeps, input: ExplainReque
   const answer = async (): Promise<{ code: number; body: object; values: number }> => {
     try {
       const info = { resource: resourceText!, metric: metric! };
-      const values: MetricValue[] =
+      const values: readonly MetricValue[] =
         name === '*'
           ? await deps.provider.getMetricBySelector(namespace, objectSelector, info, metricSelector)
           : [await deps.provider.getMetricByName({ namespace, name: name! }, info, metricSelector)];
@@ -262,11 +262,11 @@ export async function explainCustomMetric(deps: ExplainDeps, input: ExplainReque
     const response = await answer();
     return { ...base, resolved: false, failure: 'bad-request', summary: `${resource.resource} are namespaced: give a namespace`, response };
   }
-  let names: string[];
+  let names: readonly string[];
   let objectsOut: NonNullable<Explanation['objects']>;
   const where = ns !== null ? ` in namespace ${ns}` : '';
   // An object cache that has not synced (or a kube-state-metrics query that failed) is an answer too, not a crash.
-  const list = async (selector: Selector): Promise<string[] | { error: unknown }> => {
+  const list = async (selector: Selector): Promise<readonly string[] | { error: unknown }> => {
     try {
       return await objectNames(deps.objects, resource, ns, selector);
     } catch (err) {
@@ -280,11 +280,11 @@ export async function explainCustomMetric(deps: ExplainDeps, input: ExplainReque
   });
   if (name === '*') {
     const listed = await list(objectSelector);
-    if (!Array.isArray(listed)) return unavailable(listed.error);
+    if ('error' in listed) return unavailable(listed.error);
     names = listed;
     if (names.length === 0) {
       const everything = await list([]);
-      if (!Array.isArray(everything)) return unavailable(everything.error);
+      if ('error' in everything) return unavailable(everything.error);
       const all = everything;
       objectsOut = {
         namespace: ns,
@@ -309,7 +309,7 @@ export async function explainCustomMetric(deps: ExplainDeps, input: ExplainReque
   } else {
     names = [name!];
     const known = resource.resource === 'namespaces' ? null : await list([]);
-    if (known && !Array.isArray(known)) return unavailable(known.error);
+    if (known && 'error' in known) return unavailable(known.error);
     const exists = known === null || known.includes(name!);
     objectsOut = {
       namespace: ns,

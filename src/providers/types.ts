@@ -45,13 +45,16 @@ export interface CustomMetricsProvider {
   listAllMetrics(): readonly CustomMetricInfo[];
   /** One object's value; NotFoundError when the metric or a sample for the object is missing. */
   getMetricByName(object: ObjectName, info: MetricRequestInfo, metricSelector: Selector): Promise<MetricValue>;
-  /** One value per matching object that has data (possibly none). */
+  /**
+   * One value per matching object that has data (possibly none). The same (frozen) array may be answered again
+   * while its inputs are unchanged; callers must not modify it.
+   */
   getMetricBySelector(
     namespace: string | null,
     objectSelector: Selector,
     info: MetricRequestInfo,
     metricSelector: Selector,
-  ): Promise<MetricValue[]>;
+  ): Promise<readonly MetricValue[]>;
 }
 
 /** What a request names: the resource as written in the URL (`deployments.apps`) and the metric. */

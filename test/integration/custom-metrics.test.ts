@@ -71,6 +71,34 @@ describe('custom metrics against a real Prometheus', () => {
     assert.ok(res.text.endsWith('}\n') || res.text.endsWith('}'), 'JSON body');
   });
 
+  test('a repeated read is answered again from the cache, and follows objects relabelled in between', async () => {
+    const path = `${V2}/namespaces/team-a/pods/%2A/cpu_1m?labelSelector=app%3Dweb`;
+    const names = async (): Promise<string[]> => {
+      const res = await adapter.get(path);
+      assert.equal(res.status, 200, res.text);
+      return res.json.items.map((i: { describedObject: { name: string } }) => i.describedObject.name);
+    };
+    const until = async (want: string[]): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      let got = await names();
+      while (JSON.stringify(got) !== JSON.stringify(want) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        got = await names();
+      }
+      assert.deepEqual(got, want);
+    };
+    assert.deepEqual(await names(), ['web-1', 'web-2', 'web-3']);
+    assert.deepEqual(await names(), ['web-1', 'web-2', 'web-3']);
+    // The query result stays cached (120 s) while the object set changes under it, both ways.
+    kube.addPod('team-a', 'web-2', { app: 'web-old', tier: 'stable' });
+    try {
+      await until(['web-1', 'web-3']);
+    } finally {
+      kube.addPod('team-a', 'web-2', { app: 'web', tier: 'stable' });
+    }
+    await until(['web-1', 'web-2', 'web-3']);
+  });
+
   test('the same read in v1beta1 has the v1beta1 shape', async () => {
     const res = await adapter.get(`${V1}/namespaces/team-a/pods/*/cpu_1m?labelSelector=app%3Dweb%2Ctier%3Dcanary`);
     assert.equal(res.status, 200, res.text);
