@@ -13,15 +13,15 @@
  * Everything listens on 127.0.0.1. Exit code 0 when every run finished, 1 when a run failed (a crash is reported in
  * the table, not hidden), 130 when interrupted.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { request } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freeLoopbackPort, startPrometheus, type PrometheusProcess, type SeriesSpec } from '../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer, type FakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
+import { adapterArgs, httpsGet, lastLines, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -49,32 +49,6 @@ const RUN_DEADLINE_MS = 15 * 60_000;
 
 const stamp = (): string => new Date().toISOString().slice(11, 19);
 const say = (m: string): void => console.log(`${stamp()} ${m}`);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-// The adapter runs from dist/: a build older than the sources would measure yesterday's code without saying so.
-function staleBuildWarning(): string | null {
-  const root = path.dirname(path.dirname(BIN));
-  let builtAt: number;
-  try {
-    builtAt = statSync(path.join(root, 'dist', 'cli', 'main.js')).mtimeMs;
-  } catch {
-    return 'dist/ is missing: run `npm run build` (npm run bench:discovery builds first)';
-  }
-  const newer: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && statSync(p).mtimeMs > builtAt) newer.push(path.relative(root, p));
-    }
-  };
-  try {
-    walk(path.join(root, 'src'));
-  } catch {
-    return null; // a packaged build without sources
-  }
-  return newer.length === 0 ? null : `dist/ is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', ...' : ''}: the adapter under test is a stale build`;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Synthetic series: what a cluster's cAdvisor and application metrics look like to a seriesQuery, spread evenly over
@@ -194,47 +168,6 @@ const expectedRelistSeries = (total: number): number =>
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
 
-/**
- * `sh` holds the read end of our stdin pipe; when this process dies in any way the adapter gets SIGTERM, then
- * SIGKILL after 10 s. `exec` makes the adapter take over the shell's pid, so child.pid is the adapter (for /proc).
- */
-const WATCHDOG = [
-  'exec 3<&0 </dev/null',
-  '(',
-  '  cat <&3 >/dev/null 2>&1',
-  '  alive() { s=$(cut -d" " -f3 /proc/$$/stat 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]; }',
-  '  alive && kill -TERM $$ 2>/dev/null',
-  '  i=0',
-  '  while alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done',
-  '  [ $i -ge 100 ] && kill -KILL $$ 2>/dev/null',
-  ') >/dev/null 2>&1 &',
-  'exec 3<&-',
-  'exec "$0" "$@"',
-].join('\n');
-
-function procStatusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-function httpsGet(url: string, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { rejectUnauthorized: false, agent: false, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** One series request straight to Prometheus, as the adapter sends it (gzip); returns the bytes on the wire. */
 function drainSeries(url: string, match: string, startSeconds: number, endSeconds: number, encoding: 'gzip' | 'identity'): Promise<number> {
   const params = new URLSearchParams({ 'match[]': match, start: startSeconds.toFixed(3), end: endSeconds.toFixed(3) });
@@ -268,14 +201,6 @@ function logLines(file: string): Record<string, unknown>[] {
   return out;
 }
 
-function lastLines(file: string, n: number): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // One run
 
@@ -297,18 +222,11 @@ async function runAdapter(dir: string, prometheusUrl: string, kube: FakeKubeApiS
   const logFile = path.join(dir, `adapter-${run}.log`);
   const logFd = openSync(logFile, 'w');
   const args = [
-    BIN,
-    `--config=${rulesFile}`,
-    '--insecure-disable-auth',
-    '--bind-address=127.0.0.1',
-    `--secure-port=${port}`,
-    `--kubeconfig=${kube.kubeconfigPath}`,
-    `--prometheus-url=${prometheusUrl}`,
+    ...adapterArgs({ config: rulesFile, port, kubeconfig: kube.kubeconfigPath, prometheusUrl }),
     `--prometheus-timeout=${PROMETHEUS_TIMEOUT}`,
   ];
   const spawnedAt = performance.now();
-  // process.execPath is Node 24, so the launcher imports dist/ in-process instead of re-spawning: one pid.
-  const child: ChildProcess = spawn('/bin/sh', ['-c', WATCHDOG, process.execPath, ...args], { stdio: ['pipe', logFd, logFd] });
+  const child: ChildProcess = spawnAdapter(BIN, args, { stdout: logFd, stderr: logFd });
   closeSync(logFd);
   const pid = child.pid!;
   let exit: string | null = null;
@@ -326,7 +244,7 @@ async function runAdapter(dir: string, prometheusUrl: string, kube: FakeKubeApiS
       // VmHWM is the kernel's own peak; polling VmRSS too catches a process that dies before we read its status.
       peakSeen = Math.max(peakSeen, procStatusMb(pid, 'VmHWM') ?? 0);
       if (exit !== null) throw new RunFailure(`the adapter exited (${exit}) after ${((performance.now() - spawnedAt) / 1000).toFixed(1)} s, peak RSS seen ${peakSeen.toFixed(0)} MB:\n${lastLines(logFile, 15)}`);
-      const r = await httpsGet(`${adapterUrl}/apis/custom.metrics.k8s.io/v1beta2`).catch(() => null);
+      const r = await httpsGet(`${adapterUrl}/apis/custom.metrics.k8s.io/v1beta2`, 10_000).catch(() => null);
       if (r?.status === 200) {
         const listed = (JSON.parse(r.body) as { resources?: unknown[] }).resources?.length ?? 0;
         if (listed >= EXPECTED_RESOURCES) {
@@ -432,8 +350,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 async function main(): Promise<number> {
-  const stale = staleBuildWarning();
-  if (stale !== null) say(`WARNING: ${stale}`);
+  warnIfStaleBuild(BIN, 'bench:discovery', say);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pma-discovery-bench-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const kube: FakeKubeApiServer = await startFakeKubeApiServer();

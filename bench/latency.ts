@@ -11,7 +11,7 @@
  * event loop with the code it measures. bench/soak-probe.ts is preloaded into them for event-loop lag.
  */
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -21,6 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freeLoopbackPort, startPrometheus, type SeriesSpec } from '../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
 import { readExposition } from '../test/harness/exposition-reader.ts';
+import { adapterArgs, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -55,7 +56,6 @@ const ns = (pods: number): string => `scale-${pods}`;
 const metricPath = (pods: number, metric: string): string =>
   `/apis/custom.metrics.k8s.io/v1beta2/namespaces/${ns(pods)}/pods/%2A/${metric}?labelSelector=app%3Dweb`;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const say = (m: string): void => console.error(`${new Date().toISOString().slice(11, 19)} ${m}`);
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -174,12 +174,11 @@ async function startAdapter(name: string, args: string[], kubeconfig: string, pr
   const metricsPort = await freeLoopbackPort();
   const probeFile = path.join(dir, `${name}.probe.jsonl`);
   const t0 = performance.now();
-  const child = spawn(
-    process.execPath,
-    ['--import', PROBE, BIN, `--config=${path.join(dir, 'rules.yaml')}`, '--insecure-disable-auth', '--bind-address=127.0.0.1', `--secure-port=${port}`,
-      `--kubeconfig=${kubeconfig}`, `--prometheus-url=${prometheusUrl}`, '--max-objects-per-request=20000',
+  const child = spawnAdapter(
+    BIN,
+    [...adapterArgs({ config: path.join(dir, 'rules.yaml'), port, kubeconfig, prometheusUrl }), '--max-objects-per-request=20000',
       `--metrics-bind-address=127.0.0.1:${metricsPort}`, ...args],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' } },
+    { stdout: 'ignore', stderr: 'pipe', nodeArgs: ['--import', PROBE], env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' } },
   );
   children.add(child);
   let stderr = '';
@@ -206,15 +205,15 @@ async function startAdapter(name: string, args: string[], kubeconfig: string, pr
         child.kill('SIGTERM');
         await exited;
       }
+      child.stdin?.end();
       children.delete(child);
     },
   };
 }
 
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : Number.NaN;
-}
+// The report's mb() takes bytes, as for os.totalmem(); an adapter already gone reads as NaN rather than throwing
+// inside the RSS sampler's interval.
+const rssBytes = (pid: number): number => (procStatusMb(pid, 'VmRSS') ?? Number.NaN) * 2 ** 20;
 /** Worst event-loop lag p99 the probe reported since `sinceMs`. */
 function lagP99Ms(probeFile: string, sinceMs: number): number {
   let text = '';
@@ -345,6 +344,7 @@ async function settledCounters(url: string): Promise<{ queries: number; bytes: n
 // ---------------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
+  warnIfStaleBuild(BIN, 'bench:latency', say);
   const now = Math.floor(Date.now() / 1000);
   const start = now - 1800;
   const series: SeriesSpec[] = [];

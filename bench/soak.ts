@@ -13,9 +13,8 @@
  * failed, 130 when interrupted. The report's checks (errors only in the outage, stable RSS) are printed, not enforced.
  */
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, createReadStream, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { type ChildProcess } from 'node:child_process';
+import { closeSync, copyFileSync, createReadStream, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +22,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freeLoopbackPort, startPrometheus, type PrometheusProcess, type SeriesSpec, type StartPrometheusOptions } from '../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
+import { adapterArgs, httpsGet, lastLines, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -61,28 +61,6 @@ const PROBE_MODULE = path.join(REPO, 'bench', 'soak-probe.ts');
 const wallStart = Date.now();
 const stamp = (): string => new Date().toISOString().slice(11, 19);
 const say = (m: string): void => console.log(`${stamp()} ${m}`);
-
-// The adapter runs from dist/: a build older than the sources would soak yesterday's code without saying so.
-function staleBuildWarning(): string | null {
-  const root = path.dirname(path.dirname(BIN));
-  const built = path.join(root, 'dist', 'cli', 'main.js');
-  let builtAt: number;
-  try {
-    builtAt = statSync(built).mtimeMs;
-  } catch {
-    return 'dist/ is missing: run `npm run build` (npm run bench:soak builds first)';
-  }
-  const newer: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && statSync(p).mtimeMs > builtAt) newer.push(path.relative(root, p));
-    }
-  };
-  walk(path.join(root, 'src'));
-  return newer.length === 0 ? null : `${path.join(root, 'dist')} is older than ${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', ...' : ''}: the adapter under test is a stale build (npm run bench:soak builds first)`;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Latency histogram: log buckets 1% wide from 1 µs, so memory stays constant however long the run and percentiles
@@ -244,7 +222,10 @@ const RULES = `metrics:
 
 const ns = (k: number): string => `soak-${k % NAMESPACES}`;
 const podsIn = (namespace: string, match: (p: Pod) => boolean = () => true): number => pods.filter((p) => p.namespace === namespace && match(p)).length;
-const firstPod = (namespace: string, app: string): string => pods.find((p) => p.namespace === namespace && p.labels['app'] === app)!.name;
+// With few --pods a namespace can lack an app (8 pods leave soak-2 without a worker); any pod of the namespace asks
+// the same single-object path then, where the mix would otherwise fail to build.
+const firstPod = (namespace: string, app: string): string =>
+  (pods.find((p) => p.namespace === namespace && p.labels['app'] === app) ?? pods.find((p) => p.namespace === namespace)!).name;
 const V2 = '/apis/custom.metrics.k8s.io/v1beta2';
 const V1 = '/apis/custom.metrics.k8s.io/v1beta1';
 /** The request mix, with the item count each answer must have (checked once before the load starts). */
@@ -349,25 +330,6 @@ function prometheusPid(dataDir: string): number | null {
 // ---------------------------------------------------------------------------------------------------------------
 // The adapter process
 
-/**
- * Same watchdog idea as src/demo/prometheus-process.ts: `sh` keeps the read end of our stdin pipe, and when this
- * process dies in any way (even SIGKILL) the adapter gets SIGTERM, then SIGKILL after 10 s. `exec` makes the adapter
- * take over the shell's pid, so child.pid is the adapter itself (for /proc/<pid>/status).
- */
-const WATCHDOG = [
-  'exec 3<&0 </dev/null',
-  '(',
-  '  cat <&3 >/dev/null 2>&1',
-  '  alive() { s=$(cut -d" " -f3 /proc/$$/stat 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]; }',
-  '  alive && kill -TERM $$ 2>/dev/null',
-  '  i=0',
-  '  while alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done',
-  '  [ $i -ge 100 ] && kill -KILL $$ 2>/dev/null',
-  ') >/dev/null 2>&1 &',
-  'exec 3<&-',
-  'exec "$0" "$@"',
-].join('\n');
-
 interface AdapterExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -419,23 +381,6 @@ function logHasFatal(file: string): boolean {
   }
 }
 
-function lastLines(file: string, n: number): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-function readRssMb(pid: number): number | null {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
 interface ProbeLine {
   t: number;
   lagP50Ms: number;
@@ -456,21 +401,6 @@ function readProbe(file: string): ProbeLine[] {
   }
 }
 
-function httpsGet(url: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { rejectUnauthorized: false, agent: false, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fmt = (v: number, digits = 1): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
 const fmtErrors = (m: Map<string, number>): string =>
   m.size === 0 ? '-' : [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}×${v}`).join(' ');
@@ -518,8 +448,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 async function main(): Promise<number> {
-  const stale = staleBuildWarning();
-  if (stale !== null) say(`WARNING: ${stale}`);
+  const stale = warnIfStaleBuild(BIN, 'bench:soak', say);
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pma-soak-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -548,21 +477,15 @@ async function main(): Promise<number> {
   const port = await freeLoopbackPort();
   const adapterUrl = `https://127.0.0.1:${port}`;
   const args = [
-    ...(PROBE ? ['--import', pathToFileURL(PROBE_MODULE).href] : []),
-    BIN,
-    `--config=${rulesFile}`,
-    '--insecure-disable-auth',
-    '--bind-address=127.0.0.1',
-    `--secure-port=${port}`,
-    `--kubeconfig=${kube.kubeconfigPath}`,
-    `--prometheus-url=http://127.0.0.1:${proxy.port}`,
+    ...adapterArgs({ config: rulesFile, port, kubeconfig: kube.kubeconfigPath, prometheusUrl: `http://127.0.0.1:${proxy.port}` }),
     '--query-cache-ttl=1s',
   ];
-  // process.execPath is Node 24, so the launcher imports dist/ in-process instead of re-spawning: one pid.
   const logFile = path.join(dir, 'adapter.log');
   const logFd = openSync(logFile, 'a');
-  const child = spawn('/bin/sh', ['-c', WATCHDOG, process.execPath, ...args], {
-    stdio: ['pipe', logFd, logFd],
+  const child = spawnAdapter(BIN, args, {
+    stdout: logFd,
+    stderr: logFd,
+    nodeArgs: PROBE ? ['--import', pathToFileURL(PROBE_MODULE).href] : [],
     env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: String(INTERVAL_S * 1000) },
   });
   adapter = child;
@@ -593,13 +516,13 @@ async function main(): Promise<number> {
     await sleep(100);
   }
   const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
-  say(`adapter pid ${pid} (${argv0}) ready at ${adapterUrl}, RSS ${fmt(readRssMb(pid) ?? Number.NaN)} MB`);
+  say(`adapter pid ${pid} (${argv0}) ready at ${adapterUrl}, RSS ${fmt(procStatusMb(pid, 'VmRSS') ?? Number.NaN)} MB`);
 
   // The informers fill their caches after readyz; load before that would blame the outage for startup errors.
   const syncedBy = Date.now() + 60_000;
   for (const m of MIX) {
     for (;;) {
-      const r = await httpsGet(`${adapterUrl}${m.path}`).catch((e: Error) => ({ status: 0, body: e.message }));
+      const r = await httpsGet(`${adapterUrl}${m.path}`, 5000).catch((e: Error) => ({ status: 0, body: e.message }));
       let items = -1;
       try {
         items = (JSON.parse(r.body) as { items?: unknown[] }).items?.length ?? -1;
@@ -612,7 +535,7 @@ async function main(): Promise<number> {
     }
   }
   say(`all ${MIX.length} paths answer with the expected item counts`);
-  const rssIdle = readRssMb(pid);
+  const rssIdle = procStatusMb(pid, 'VmRSS');
 
   // ---- load -------------------------------------------------------------------------------------------------
   interface RssSample {
@@ -652,7 +575,7 @@ async function main(): Promise<number> {
   const loadStartedWall = Date.now();
   instance.on('response', (_client, statusCode, _bytes, responseTime) => recordResponse(statusCode, responseTime));
   instance.on('reqError', recordTransportError);
-  rss.push({ at: 0, rssMb: readRssMb(pid) ?? Number.NaN });
+  rss.push({ at: 0, rssMb: procStatusMb(pid, 'VmRSS') ?? Number.NaN });
   say(`load: ${CONNECTIONS} keep-alive HTTPS connections cycling through ${MIX.length} paths for ${MINUTES} min; SIGKILL Prometheus at +${KILL_AT_MS / 1000}s, replace it at +${RESTART_AT_MS / 1000}s`);
 
   void exited.then((e) => {
@@ -696,7 +619,7 @@ async function main(): Promise<number> {
 
   const intervalTimer = setInterval(() => {
     const at = sinceStart();
-    const mb = readRssMb(pid);
+    const mb = procStatusMb(pid, 'VmRSS');
     if (mb !== null) rss.push({ at, rssMb: mb });
     const probe = readProbe(probeFile).at(-1);
     const t = intervalTally;
@@ -713,7 +636,7 @@ async function main(): Promise<number> {
   const loadMs = sinceStart();
   clearInterval(intervalTimer);
   for (const t of timers) clearTimeout(t);
-  const endRss = readRssMb(pid);
+  const endRss = procStatusMb(pid, 'VmRSS');
   if (endRss !== null) rss.push({ at: loadMs, rssMb: endRss });
   const aliveAtEnd = adapterExit === null;
   const probes = readProbe(probeFile);
