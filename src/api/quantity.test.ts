@@ -12,6 +12,21 @@ import {
 
 const FC_PARAMS = { seed: 20261125, numRuns: 2000 } as const;
 
+const float = new Float64Array(1);
+const bits = new BigInt64Array(float.buffer);
+/** The next double towards +Infinity (for non-negative finite input). */
+function nextUp(v: number): number {
+  float[0] = v;
+  bits[0]! += 1n;
+  return float[0]!;
+}
+function nextDown(v: number): number {
+  if (v === 0) return 0;
+  float[0] = v;
+  bits[0]! -= 1n;
+  return float[0]!;
+}
+
 const DECIMAL_EXPONENTS: Record<string, number> = { n: -9, u: -6, m: -3, '': 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
 
 /** Independent reader of the canonical grammar only, in nano units, so the property test cannot share bugs. */
@@ -142,7 +157,17 @@ describe('formatDecimalQuantity', () => {
       fc.double({ min: -2, max: 2, noNaN: true }),
       fc.integer({ min: -999_999, max: 999_999 }).map((k) => k / 1000),
       fc.integer({ min: -999_999_999, max: 999_999_999 }).map((k) => Number(`${k}5e-10`)),
-      fc.constantFrom(999_999.9999999995, 999_999.999999999, 0.0000005, 0.000001, 1e-6, 123456.1234565),
+      fc.constantFrom(999_999.9999999995, 999_999.999999999, 0.0000005, 0.000001, 1e-6, 123456.1234565, 1.5e-9, 2.5e-9, 0.1 + 0.2),
+      // Half-nano ties (as written, before binary rounding) across the whole fast range.
+      fc.tuple(fc.integer({ min: 0, max: 999_999 }), fc.integer({ min: 0, max: 999_999_999 }), fc.boolean()).map(
+        ([whole, nanos, negative]) => Number(`${negative ? '-' : ''}${whole}.${String(nanos).padStart(9, '0')}5`),
+      ),
+      // Values a few units in the last place away from such ties.
+      fc.tuple(fc.integer({ min: 0, max: 999_999 }), fc.integer({ min: 0, max: 999_999_999 }), fc.integer({ min: -4, max: 4 })).map(([whole, nanos, ulps]) => {
+        let v = Number(`${whole}.${String(nanos).padStart(9, '0')}5`);
+        for (let i = 0; i < Math.abs(ulps); i++) v = ulps > 0 ? nextUp(v) : nextDown(v);
+        return v;
+      }),
     );
     fc.assert(
       fc.property(values, (value) => assert.equal(formatDecimalQuantity(value), formatDecimalQuantityExact(value), String(value))),

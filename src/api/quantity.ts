@@ -93,19 +93,9 @@ function canonicalDecimal(negative: boolean, nanos: bigint): string {
  * Throws QuantityRangeError for NaN, ±Infinity and |value| > 9.2e15.
  */
 export function formatDecimalQuantity(value: number): string {
-  const known = recent.get(value);
-  if (known !== undefined) return known;
   assertRepresentable(value);
-  const text = smallDecimal(value) ?? canonicalDecimal(value < 0, magnitudeInNanos(value));
-  if (recent.size >= RECENT_LIMIT) recent.clear();
-  recent.set(value, text);
-  return text;
+  return smallDecimal(value) ?? canonicalDecimal(value < 0, magnitudeInNanos(value));
 }
-
-// Answers from the query cache, and HPAs polling values that have not moved, format the same doubles again and
-// again: a lookup is ~20x cheaper than printing one. Cleared wholesale when full, which keeps it bounded.
-const RECENT_LIMIT = 50_000;
-const recent = new Map<number, string>();
 
 /** The BigInt path alone, for tests that hold the fast path to it. */
 export function formatDecimalQuantityExact(value: number): string {
@@ -114,21 +104,20 @@ export function formatDecimalQuantityExact(value: number): string {
 }
 
 /**
- * The same result as the BigInt path for |value| < 1e6 written without an exponent, which is nearly every metric an
- * HPA reads: with at most 6 integer and 9 fraction digits the nano count has at most 15 digits, so a double holds
- * it exactly. BigInt arithmetic cost ~1.3 µs a value, a third of a 1,000-pod answer from the cache.
+ * The BigInt path's answer for |value| < 1e6, in double arithmetic: the nano count is below 1e15 < 2^53, so it is
+ * exact as a double, and |value| x 1e9 is within about one unit in the last place of the decimal the BigInt path
+ * starts from. Rounding can then only differ when that product lies within a few units of a half-nano tie; those
+ * values (and larger ones) take the BigInt path. Printing digits and BigInt arithmetic cost ~1.3 us a value, most
+ * of an uncached 1,000-pod answer's encoding.
  */
 function smallDecimal(value: number): string | null {
   const magnitude = Math.abs(value);
-  if (magnitude >= 1e6) return null;
-  const text = String(magnitude);
-  if (text.includes('e')) return null;
-  const dot = text.indexOf('.');
-  const integerDigits = dot === -1 ? text : text.slice(0, dot);
-  const fractionDigits = dot === -1 ? '' : text.slice(dot + 1);
-  let mantissa = Number(integerDigits + fractionDigits.slice(0, 9).padEnd(9, '0'));
-  // Half away from zero: the dropped digits are at least half a nano exactly when the first of them is 5 or more.
-  if (fractionDigits.length > 9 && fractionDigits.charCodeAt(9) >= 53) mantissa += 1;
+  if (!(magnitude < 1e6)) return null;
+  const scaled = magnitude * 1e9;
+  let mantissa = Math.floor(scaled);
+  const fraction = scaled - mantissa;
+  if (Math.abs(fraction - 0.5) <= Math.max(scaled, 1) * 2 ** -48) return null;
+  if (fraction > 0.5) mantissa += 1;
   if (mantissa === 0) return '0';
   let exponent = NANO_EXPONENT;
   while (mantissa % 10 === 0) {
