@@ -22,9 +22,9 @@ if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write('prometheus-metrics-adapter is not built: run npm ci (or npm run build) in its directory first.\n');
   process.exit(1);
 }
-// V8 keeps the compiled code of every module on disk (the OS temp directory, or NODE_COMPILE_CACHE): the
-// Kubernetes client alone is ~700 ms of parsing and compiling on each start without it. Where the directory
-// is not writable (a read-only root file system) this does nothing and start-up is merely slower.
+// V8 keeps the compiled code of the ~1,000 modules loaded at start on disk (the OS temp directory, or
+// NODE_COMPILE_CACHE), which saves about 70 ms a start. Where the directory is not writable (a read-only root
+// file system) this does nothing.
 module.enableCompileCache?.();
 const { main } = await import(entry.href);
 await main(process.argv);
