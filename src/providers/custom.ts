@@ -37,6 +37,11 @@ interface RememberedAnswer {
 }
 
 const MAX_REMEMBERED_ANSWERS = 256;
+/**
+ * Items across all remembered answers; the API layer keeps each answer's bytes (~210 B an item) as long as the
+ * answer is remembered, so this bounds that memory to some 20 MB per API version, whatever the answers' sizes.
+ */
+const MAX_REMEMBERED_ITEMS = 100_000;
 
 export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
   readonly #deps: CustomProviderDeps;
@@ -45,7 +50,8 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
    * was joined from. HPAs repeat the same reads; while both inputs are the same objects, so is the answer (and
    * the API layer reuses its encoding). Rules replaced by a reload drop out with their registry entries.
    */
-  readonly #answers = new WeakMap<RegisteredMetric, Map<string, RememberedAnswer>>();
+  #answers = new WeakMap<RegisteredMetric, Map<string, RememberedAnswer>>();
+  #rememberedItems = 0;
 
   constructor(deps: CustomProviderDeps) {
     this.#deps = deps;
@@ -134,8 +140,19 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     const known = answers.get(key);
     if (known !== undefined && known.samples === result.samples && known.names === names) return known.values;
     const values = Object.freeze(this.#join(entry, result, names, ns, metricSelector));
-    if (answers.size >= MAX_REMEMBERED_ANSWERS) answers.clear();
+    if (this.#rememberedItems + values.length > MAX_REMEMBERED_ITEMS) {
+      // Forget everything at once: cheaper than tracking which answer is oldest, and rare.
+      this.#answers = new WeakMap();
+      this.#answers.set(entry, (answers = new Map()));
+      this.#rememberedItems = 0;
+    }
+    if (answers.size >= MAX_REMEMBERED_ANSWERS) {
+      for (const a of answers.values()) this.#rememberedItems -= a.values.length;
+      answers.clear();
+    }
+    const replaced = answers.get(key);
     answers.set(key, { samples: result.samples, names, values });
+    this.#rememberedItems += values.length - (replaced?.values.length ?? 0);
     return values;
   }
 
