@@ -511,7 +511,7 @@ async function main(): Promise<void> {
   const out: string[] = [];
   const p = (line = ''): void => void out.push(line);
   p(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${mb(os.totalmem())} MiB, Node ${process.versions.node}, commit ${commit}`);
-  p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up, one keep-alive connection per target, uncached and direct requests alternating (ABAB...BA order); load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
+  p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up, one keep-alive connection per target, uncached and direct requests alternating, each going first every other round; load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
   p('Latency figures are median / p99 in ms over all samples of all runs; parentheses: the lowest and highest run median.');
   p();
   p('### One HPA: sequential `pods/*/cpu_1m?labelSelector=app=web`');
