@@ -89,8 +89,8 @@ function sameFrame(a: MetricValue, b: MetricValue): boolean {
 /**
  * The compact JSON of encodeMetricValueList, byte for byte, without building an object per item: the values of
  * one answer differ only in object name and value, so each run of equal frames is written once through
- * JSON.stringify with placeholders, and every item is that text with its name and value put in. 1,000 pods:
- * 0.15 ms instead of 0.65 ms (objects, then a compiled serializer).
+ * JSON.stringify with placeholders, and every item is that text with its name and value put in: no object per
+ * item, and no serializer walking one.
  */
 export function writeMetricValueList(version: CustomMetricsVersion, values: readonly MetricValue[]): string {
   const items: string[] = [];

@@ -5,16 +5,16 @@ import type { Serializer } from './wire-serializers.ts';
 const HTML_UNSAFE = /[<>&\u2028\u2029]/;
 
 /**
- * An answer whose compact JSON is written by a specialised encoder; the object form is built only when a
- * human asked for indented output.
+ * An answer whose compact bytes come from a specialised encoder (and may be cached); the object form is built
+ * only when a human asked for indented output.
  */
 export class EncodedBody {
   readonly items: number;
-  /** The compact JSON, or the finished bytes (HTML-safe, newline-terminated) when a cache holds them. */
-  readonly compact: () => string | Buffer;
+  /** The finished compact bytes: HTML-safe and newline-terminated, as jsonBytes() makes them. */
+  readonly compact: () => Buffer;
   readonly value: () => unknown;
 
-  constructor(items: number, compact: () => string | Buffer, value: () => unknown) {
+  constructor(items: number, compact: () => Buffer, value: () => unknown) {
     this.items = items;
     this.compact = compact;
     this.value = value;
@@ -27,10 +27,10 @@ export class EncodedBody {
  * Go's HTML-safe encoder.
  */
 export function sendJson(request: FastifyRequest, reply: FastifyReply, code: number, body: unknown, serialize?: Serializer): FastifyReply {
-  const items = body instanceof EncodedBody ? body.items : (body as { items?: unknown } | null)?.items;
+  const listed = (body as { items?: unknown } | null)?.items;
+  const items = body instanceof EncodedBody ? body.items : Array.isArray(listed) ? listed.length : undefined;
   const trace = currentTrace();
-  if (trace && Array.isArray(items)) trace.items = items.length;
-  if (trace && typeof items === 'number') trace.items = items;
+  if (trace && items !== undefined) trace.items = items;
   // As kube-apiserver's error writer does: a Status that says when to retry says it in the header too, where
   // client-go and the aggregator look for it.
   const retryAfter = (body as { kind?: unknown; details?: { retryAfterSeconds?: unknown } } | null)?.details?.retryAfterSeconds;
@@ -39,10 +39,8 @@ export function sendJson(request: FastifyRequest, reply: FastifyReply, code: num
   }
   let bytes: Buffer;
   if (wantsPretty(request)) bytes = jsonBytes(JSON.stringify(body instanceof EncodedBody ? body.value() : body, null, 2));
-  else if (body instanceof EncodedBody) {
-    const compact = body.compact();
-    bytes = typeof compact === 'string' ? jsonBytes(`${compact}\n`) : compact;
-  } else bytes = jsonBytes(`${serialize ? serialize(body as object) : JSON.stringify(body)}\n`);
+  else if (body instanceof EncodedBody) bytes = body.compact();
+  else bytes = jsonBytes(`${serialize ? serialize(body as object) : JSON.stringify(body)}\n`);
   return reply.code(code).header('Content-Type', 'application/json').header('Cache-Control', 'no-cache, private').send(bytes);
 }
 

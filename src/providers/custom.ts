@@ -29,20 +29,20 @@ export interface CustomProviderDeps {
   readonly maxObjectsPerRequest?: number;
 }
 
-/** Custom metrics computed from rule queries, joined with the object set from the object source. */
 interface RememberedAnswer {
   readonly samples: EngineResult['samples'];
   readonly names: readonly string[];
   readonly values: readonly MetricValue[];
 }
 
-const MAX_REMEMBERED_ANSWERS = 256;
 /**
- * Items across all remembered answers; the API layer keeps each answer's bytes (~210 B an item) as long as the
- * answer is remembered, so this bounds that memory to some 20 MB per API version, whatever the answers' sizes.
+ * Items across all remembered answers, each answer counting one more for itself: the API layer keeps an answer's
+ * bytes (~210 B an item) as long as the answer is remembered, so this bounds that memory to some 20 MB per API
+ * version, and the number of answers (metric selectors come from requests) as well.
  */
 const MAX_REMEMBERED_ITEMS = 100_000;
 
+/** Custom metrics computed from rule queries, joined with the object set from the object source. */
 export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
   readonly #deps: CustomProviderDeps;
   /**
@@ -140,19 +140,15 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     const known = answers.get(key);
     if (known !== undefined && known.samples === result.samples && known.names === names) return known.values;
     const values = Object.freeze(this.#join(entry, result, names, ns, metricSelector));
-    if (this.#rememberedItems + values.length > MAX_REMEMBERED_ITEMS) {
+    if (this.#rememberedItems + values.length + 1 > MAX_REMEMBERED_ITEMS) {
       // Forget everything at once: cheaper than tracking which answer is oldest, and rare.
       this.#answers = new WeakMap();
       this.#answers.set(entry, (answers = new Map()));
       this.#rememberedItems = 0;
     }
-    if (answers.size >= MAX_REMEMBERED_ANSWERS) {
-      for (const a of answers.values()) this.#rememberedItems -= a.values.length;
-      answers.clear();
-    }
     const replaced = answers.get(key);
+    this.#rememberedItems += values.length + 1 - (replaced === undefined ? 0 : replaced.values.length + 1);
     answers.set(key, { samples: result.samples, names, values });
-    this.#rememberedItems += values.length - (replaced?.values.length ?? 0);
     return values;
   }
 
