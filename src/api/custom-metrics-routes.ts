@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CustomMetricsProvider, MetricValue } from '../providers/types.ts';
 import { BadRequestError } from '../errors.ts';
-import { EncodedBody, jsonBytes, sendJson } from './json-response.ts';
+import { EncodedBody, sendJson } from './json-response.ts';
 import { parseCustomMetricPath, parseSelectorParam, queryParam, splitPath } from './metric-request.ts';
 import {
   CUSTOM_METRICS_GROUP,
@@ -54,7 +54,7 @@ function metricValueList(version: CustomMetricsVersion, values: readonly MetricV
   const compact = (): Buffer => {
     let byVersion = encoded.get(values);
     if (byVersion === undefined) encoded.set(values, (byVersion = {}));
-    return (byVersion[version] ??= jsonBytes(`${writeMetricValueList(version, values)}\n`));
+    return (byVersion[version] ??= writeMetricValueList(version, values));
   };
   return new EncodedBody(values.length, compact, () => encodeMetricValueList(version, values));
 }

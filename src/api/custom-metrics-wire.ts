@@ -2,6 +2,7 @@ import type { CustomMetricInfo, MetricValue, ObjectReference } from '../provider
 import { toLabelSelectorObject } from '../rules/selector.ts';
 import { formatDecimalQuantity, QuantityRangeError } from './quantity.ts';
 import { InternalError } from '../errors.ts';
+import { htmlSafe } from './json-response.ts';
 
 export const CUSTOM_METRICS_GROUP = 'custom.metrics.k8s.io';
 export const CUSTOM_METRICS_VERSIONS = ['v1beta2', 'v1beta1'] as const;
@@ -86,28 +87,125 @@ function sameFrame(a: MetricValue, b: MetricValue): boolean {
   );
 }
 
-/**
- * The compact JSON of encodeMetricValueList, byte for byte, without building an object per item: the values of
- * one answer differ only in object name and value, so each run of equal frames is written once through
- * JSON.stringify with placeholders, and every item is that text with its name and value put in: no object per
- * item, and no serializer walking one.
- */
-export function writeMetricValueList(version: CustomMetricsVersion, values: readonly MetricValue[]): string {
-  const items: string[] = [];
-  let frame: MetricValue | undefined;
-  let parts: [string, string, string] = ['', '', ''];
-  for (const v of values) {
-    if (frame === undefined || !sameFrame(frame, v)) {
-      frame = v;
-      const text = JSON.stringify(encodeItem(version, { ...v, describedObject: { ...v.describedObject, name: '\u0000N' } }, '\u0000V'));
-      const name = text.indexOf(NAME_SLOT);
-      const value = text.indexOf(VALUE_SLOT, name);
-      parts = [text.slice(0, name), text.slice(name + NAME_SLOT.length, value), text.slice(value + VALUE_SLOT.length)];
-    }
-    // Quantities are digits with an optional suffix letter: nothing in them needs escaping.
-    items.push(`${parts[0]}${JSON.stringify(v.describedObject.name)}${parts[1]}"${quantity(v)}"${parts[2]}`);
+/** The finished bytes of one item around its name and its value: `{..."name":` NAME `,..."value":"` VALUE `"...}`. */
+interface Frame {
+  readonly beforeName: Buffer;
+  readonly beforeValue: Buffer;
+  readonly afterValue: Buffer;
+}
+
+function frameOf(version: CustomMetricsVersion, v: MetricValue): Frame {
+  const text = htmlSafe(JSON.stringify(encodeItem(version, { ...v, describedObject: { ...v.describedObject, name: '\u0000N' } }, '\u0000V')));
+  const name = text.indexOf(NAME_SLOT);
+  const value = text.indexOf(VALUE_SLOT, name);
+  return {
+    beforeName: Buffer.from(text.slice(0, name)),
+    beforeValue: Buffer.from(`${text.slice(name + NAME_SLOT.length, value)}"`),
+    afterValue: Buffer.from(`"${text.slice(value + VALUE_SLOT.length)}`),
+  };
+}
+
+/** A Buffer written front to back that doubles when an item does not fit. */
+class ByteWriter {
+  buffer: Buffer;
+  length = 0;
+
+  constructor(capacity: number) {
+    this.buffer = Buffer.allocUnsafe(capacity);
   }
-  return `{"kind":"MetricValueList","apiVersion":"${CUSTOM_METRICS_GROUP}/${version}","metadata":{},"items":[${items.join(',')}]}`;
+
+  reserve(bytes: number): void {
+    if (this.length + bytes <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + bytes));
+    this.buffer.copy(grown, 0, 0, this.length);
+    this.buffer = grown;
+  }
+
+  /** Needs `bytes.length` reserved. */
+  bytes(bytes: Buffer): void {
+    this.buffer.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
+  /** Needs `text.length` reserved; the text is ASCII. */
+  ascii(text: string): void {
+    const { buffer } = this;
+    let at = this.length;
+    for (let i = 0; i < text.length; i++) buffer[at++] = text.charCodeAt(i);
+    this.length = at;
+  }
+
+  /** A JSON string, HTML-safe: directly when every character stands for itself, else through JSON.stringify. */
+  jsonString(text: string): void {
+    this.reserve(text.length + 2);
+    const { buffer } = this;
+    let at = this.length;
+    buffer[at++] = QUOTE;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c < 0x20 || c > 0x7e || c === QUOTE || c === BACKSLASH || c === LT || c === GT || c === AMP) {
+        const escaped = Buffer.from(htmlSafe(JSON.stringify(text)));
+        this.reserve(escaped.length);
+        this.bytes(escaped);
+        return;
+      }
+      buffer[at++] = c;
+    }
+    buffer[at++] = QUOTE;
+    this.length = at;
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const LT = 0x3c;
+const GT = 0x3e;
+const AMP = 0x26;
+const COMMA = 0x2c;
+
+/**
+ * What jsonBytes() makes of `JSON.stringify(encodeMetricValueList(...))` and a newline, byte for byte, written
+ * straight into one Buffer: the values of one answer differ only in object name and value, so each run of equal
+ * frames is encoded once (through JSON.stringify, with placeholders) and every item is that frame's bytes with its
+ * name and value put in. Object names are plain ASCII and copied as they are; anything else takes JSON.stringify.
+ */
+export function writeMetricValueList(version: CustomMetricsVersion, values: readonly MetricValue[]): Buffer {
+  const head = Buffer.from(`{"kind":"MetricValueList","apiVersion":"${CUSTOM_METRICS_GROUP}/${version}","metadata":{},"items":[`);
+  let frame: Frame | undefined;
+  let frameValue: MetricValue | undefined;
+  let out: ByteWriter | undefined;
+  for (const v of values) {
+    if (frameValue === undefined || !sameFrame(frameValue, v)) {
+      frameValue = v;
+      frame = frameOf(version, v);
+    }
+    const { beforeName, beforeValue, afterValue } = frame!;
+    const name = v.describedObject.name;
+    const value = quantity(v);
+    if (out === undefined) {
+      // Every item about as long as the first; the writer grows if not.
+      out = new ByteWriter(head.length + values.length * (beforeName.length + name.length + beforeValue.length + value.length + afterValue.length + 8) + 3);
+      out.bytes(head);
+    } else {
+      out.reserve(1);
+      out.buffer[out.length++] = COMMA;
+    }
+    out.reserve(beforeName.length);
+    out.bytes(beforeName);
+    out.jsonString(name);
+    out.reserve(beforeValue.length + value.length + afterValue.length);
+    out.bytes(beforeValue);
+    // Quantities are digits with an optional sign, point and suffix letter: nothing in them needs escaping.
+    out.ascii(value);
+    out.bytes(afterValue);
+  }
+  if (out === undefined) {
+    out = new ByteWriter(head.length + 3);
+    out.bytes(head);
+  }
+  out.reserve(3);
+  out.ascii(']}\n');
+  return out.buffer.subarray(0, out.length);
 }
 
 export function encodeResourceList(version: CustomMetricsVersion, metrics: readonly CustomMetricInfo[]): object {

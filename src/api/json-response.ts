@@ -49,9 +49,13 @@ export function sendJson(request: FastifyRequest, reply: FastifyReply, code: num
  * once here (a string would be measured for Content-Length, then encoded again by the socket).
  */
 export function jsonBytes(text: string): Buffer {
+  return Buffer.from(htmlSafe(text), 'utf8');
+}
+
+/** JSON text with the characters Go's HTML-safe encoder escapes written as `\uXXXX`. */
+export function htmlSafe(text: string): string {
   // Names and label values almost never hold these; scanning once is cheaper than a replace that finds nothing.
-  const safe = HTML_UNSAFE.test(text) ? text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : text;
-  return Buffer.from(safe, 'utf8');
+  return HTML_UNSAFE.test(text) ? text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : text;
 }
 
 function wantsPretty(request: FastifyRequest): boolean {

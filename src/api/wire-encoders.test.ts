@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encodeMetricValueList, writeMetricValueList } from './custom-metrics-wire.ts';
+import { jsonBytes } from './json-response.ts';
 import { encodeExternalMetricValueList } from './external-metrics-wire.ts';
 import { encodeNodeMetricsList, encodePodMetricsList } from './resource-metrics-wire.ts';
 import { serializeExternalMetricValueList, serializeNodeMetricsList, serializePodMetricsList } from './wire-serializers.ts';
@@ -93,12 +94,20 @@ describe('wire encoders write exactly what JSON.stringify writes of the object f
             assert.throws(() => writeMetricValueList(version, values)); // the same refusal, not a different answer
             return;
           }
-          assert.equal(writeMetricValueList(version, values), JSON.stringify(body));
+          assert.equal(writeMetricValueList(version, values).toString('utf8'), jsonBytes(`${JSON.stringify(body)}\n`).toString('utf8'));
         }),
         FC_PARAMS,
       );
     });
   }
+
+  it('MetricValueList whose later items outgrow the first one (the writer grows its buffer)', () => {
+    const frame = { describedObject: { kind: 'Pod', apiVersion: '/v1', namespace: 'ns', name: 'a' }, metric: 'm', metricSelector: [], timestamp: 5, windowSeconds: null, value: 1 };
+    const values: MetricValue[] = [frame, ...Array.from({ length: 50 }, (_, i) => ({ ...frame, describedObject: { ...frame.describedObject, name: `<\u00e9\u2028"${'x'.repeat(i * 40)}` }, value: i * 1e12 }))];
+    for (const version of ['v1beta1', 'v1beta2'] as const) {
+      assert.equal(writeMetricValueList(version, values).toString('utf8'), jsonBytes(`${JSON.stringify(encodeMetricValueList(version, values))}\n`).toString('utf8'));
+    }
+  });
 
   it('PodMetricsList and NodeMetricsList', () => {
     fc.assert(

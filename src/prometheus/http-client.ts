@@ -5,7 +5,11 @@ import type { Readable } from 'node:stream';
 import axios, { type AxiosInstance, type AxiosResponse, AxiosError } from 'axios';
 import { AdapterError, InternalError, ServiceUnavailableError, TimeoutError } from '../errors.ts';
 import type { DiscoveredSeries } from '../rules/series-naming.ts';
+import { parseSampleValue, sampleFromJson, type Sample } from './sample.ts';
 import { MalformedJsonError, SeriesAnswerParser, type SeriesAnswer } from './series-stream.ts';
+import { readVectorAnswer } from './vector-answer.ts';
+
+export { parseSampleValue, type Sample } from './sample.ts';
 
 export interface PrometheusClientOptions {
   /** Base URL; may carry a path prefix (`https://thanos/prometheus`). */
@@ -34,14 +38,6 @@ export interface PrometheusClientOptions {
   readonly now?: () => number;
 }
 
-export interface Sample {
-  readonly labels: Readonly<Record<string, string>>;
-  /** NaN and ±Infinity are kept as such; what they mean for an answer is the caller's policy. */
-  readonly value: number;
-  /** Unix seconds, millisecond precision: the evaluation time Prometheus reports for the sample. */
-  readonly timestamp: number;
-}
-
 export interface InstantQueryResult {
   readonly samples: readonly Sample[];
   readonly warnings: readonly string[];
@@ -62,21 +58,6 @@ interface Envelope {
 
 const DEFAULT_MAX_GET_URL_BYTES = 8 * 1024;
 const MAX_ERROR_BODY_BYTES = 1024 * 1024;
-
-/** Prometheus writes special values as strings that Number() does not read. */
-export function parseSampleValue(text: string): number {
-  switch (text) {
-    case 'NaN':
-      return Number.NaN;
-    case '+Inf':
-    case 'Inf':
-      return Number.POSITIVE_INFINITY;
-    case '-Inf':
-      return Number.NEGATIVE_INFINITY;
-    default:
-      return Number(text);
-  }
-}
 
 /** The URL without credentials, safe to put into error messages and logs. */
 export function redactUrl(url: string): string {
@@ -138,12 +119,19 @@ export class PrometheusHttpClient implements InstantQuerier {
       time: timeSeconds.toFixed(3),
       timeout: `${Math.max(1, Math.floor(this.#options.timeoutMs / 1000))}s`,
     });
-    const { data: raw, warnings } = await this.#call('api/v1/query', params, signal);
+    const response = await this.#send('api/v1/query', params, signal, 'text');
+    const text = response.data as string;
+    if (response.status >= 200 && response.status < 300) {
+      // The common answer, read without JSON.parse's intermediate tree; anything else takes the general path.
+      const vector = readVectorAnswer(text);
+      if (vector !== undefined) return vector;
+    }
+    const { data: raw, warnings } = this.#unwrap(response.status, this.#parseEnvelope(response.status, text));
     const data = raw as Envelope['data'];
     const resultType = data?.resultType;
     const result = data?.result;
     if (resultType === 'vector' && Array.isArray(result)) {
-      return { samples: result.map(toSample), warnings };
+      return { samples: result.map(sampleFromJson), warnings };
     }
     if (resultType === 'scalar' && Array.isArray(result)) {
       const [t, v] = result as [number, string];
@@ -225,11 +213,6 @@ export class PrometheusHttpClient implements InstantQuerier {
       signal?.removeEventListener('abort', onAbort);
       if (!body.destroyed) body.destroy();
     }
-  }
-
-  async #call(path: string, params: URLSearchParams, signal?: AbortSignal): Promise<{ data: unknown; warnings: readonly string[] }> {
-    const response = await this.#send(path, params, signal, 'text');
-    return this.#unwrap(response.status, this.#parseEnvelope(response.status, response.data as string));
   }
 
   async #send(path: string, params: URLSearchParams, signal: AbortSignal | undefined, responseType: 'text' | 'stream'): Promise<AxiosResponse<unknown>> {
@@ -342,11 +325,6 @@ export class PrometheusHttpClient implements InstantQuerier {
   }
 }
 
-function toSample(entry: unknown): Sample {
-  const e = (entry ?? {}) as { metric?: Record<string, string>; value?: [number, string] };
-  const [t, v] = e.value ?? [Number.NaN, 'NaN'];
-  return { labels: e.metric ?? {}, value: parseSampleValue(v), timestamp: t };
-}
 
 /** Reads a small body whole, or its first `limit` bytes: enough for any error message worth showing. */
 async function readLimited(body: Readable, limit: number): Promise<string> {

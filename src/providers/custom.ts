@@ -218,13 +218,14 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     namespace: string | null,
     metricSelector: Selector,
   ): MetricValue[] {
-    const byName = new Map<string, { value: number; timestamp: number }>();
+    const byName = new Map<string, { readonly value: number; readonly timestamp: number }>();
     const nonFinite = new Set<string>();
+    const { objectLabel, namespaceLabel } = rule;
     for (const s of result.samples) {
-      const name = s.labels[rule.objectLabel];
+      const name = s.labels[objectLabel];
       if (name === undefined) continue;
       // A query that keeps the namespace label must not mix objects of other namespaces in.
-      if (namespace !== null && rule.namespaceLabel in s.labels && s.labels[rule.namespaceLabel] !== namespace) continue;
+      if (namespace !== null && namespaceLabel in s.labels && s.labels[namespaceLabel] !== namespace) continue;
       if (!Number.isFinite(s.value)) {
         const substitute = Number.isNaN(s.value) ? rule.substitute?.nan : rule.substitute?.inf;
         if (substitute !== undefined) {
@@ -236,22 +237,16 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
         this.#deps.log.debug({ rule: rule.origin, object: name, value: String(s.value) }, 'skipping a non-finite sample');
         continue;
       }
-      byName.set(name, { value: s.value, timestamp: s.timestamp });
+      byName.set(name, s);
     }
     const noData = rule.substitute?.noData;
-    const ref = (name: string): ObjectReference => objectReference(resource, name, namespace);
+    const ref = objectReferences(resource, namespace);
+    const windowSeconds = rule.window?.seconds ?? null;
     const out: MetricValue[] = [];
     for (const name of names) {
       const sample = byName.get(name) ?? (noData !== undefined && !nonFinite.has(name) ? { value: noData, timestamp: result.evaluatedAt } : undefined);
       if (!sample) continue;
-      out.push({
-        describedObject: ref(name),
-        metric: rule.metric,
-        metricSelector,
-        timestamp: sample.timestamp,
-        windowSeconds: rule.window?.seconds ?? null,
-        value: sample.value,
-      });
+      out.push({ describedObject: ref(name), metric: rule.metric, metricSelector, timestamp: sample.timestamp, windowSeconds, value: sample.value });
     }
     return out;
   }
@@ -273,11 +268,10 @@ export function queryTargetOf(
   return { namespace, names: inQuery ? names : null, metricSelector };
 }
 
-function objectReference(resource: ResourceInfo, name: string, namespace: string | null): ObjectReference {
-  return {
-    kind: resource.kind,
-    apiVersion: `${resource.group}/${resource.version}`,
-    ...(resource.namespaced && namespace !== null ? { namespace } : {}),
-    name,
-  };
+/** References to objects of one resource in one namespace; the parts they share are made once. */
+function objectReferences(resource: ResourceInfo, namespace: string | null): (name: string) => ObjectReference {
+  const kind = resource.kind;
+  const apiVersion = `${resource.group}/${resource.version}`;
+  if (resource.namespaced && namespace !== null) return (name) => ({ kind, apiVersion, namespace, name });
+  return (name) => ({ kind, apiVersion, name });
 }
