@@ -11,7 +11,7 @@
  * event loop with the code it measures. bench/soak-probe.ts is preloaded into them for event-loop lag.
  */
 import autocannon from 'autocannon';
-import { type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -93,7 +93,7 @@ function get(url: string): Promise<Answer> {
     const req = (secure ? httpsRequest : httpRequest)(url, { agent: secure ? tlsAgent : plainAgent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ms: performance.now() - t0 }));
+      res.on('end', () => { if (process.env.TL && url.includes(':' + process.env.TL_PORT)) {} ((globalThis as any).__cl ??= []).push({ url, t0: performance.timeOrigin + t0, t1: performance.timeOrigin + performance.now() }); }); res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ms: performance.now() - t0 }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -182,7 +182,7 @@ async function startAdapter(name: string, args: string[], kubeconfig: string, pr
     BIN,
     [...adapterArgs({ config: path.join(dir, 'rules.yaml'), port, kubeconfig, prometheusUrl }), '--max-objects-per-request=20000',
       `--metrics-bind-address=127.0.0.1:${metricsPort}`, ...args],
-    { stdout: 'ignore', stderr: 'pipe', nodeArgs: ['--import', PROBE], env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' } },
+    { stdout: 'ignore', stderr: 'pipe', nodeArgs: ['--import', PROBE], env: { ...process.env, ...(name === 'uncached' && process.env.TL ? { PMA_TL: '/tmp/tl-adapter.json' } : {}), PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' } },
   );
   children.add(child);
   let stderr = '';
@@ -210,6 +210,25 @@ async function startAdapter(name: string, args: string[], kubeconfig: string, pr
         await exited;
       }
       child.stdin?.end();
+      children.delete(child);
+    },
+  };
+}
+
+/** bench/relay-floor.ts as its own process: TLS in, the same Prometheus round trip, TLS out, nothing else. */
+async function startRelayFloor(prometheusUrl: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [path.join(REPO, 'bench', 'relay-floor.ts'), prometheusUrl], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(child);
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`bench/relay-floor.ts exited with ${code}`)));
+    child.stdout!.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
+  });
+  return {
+    url: `https://127.0.0.1:${port}`,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.stdin!.end();
+      await exited;
       children.delete(child);
     },
   };
@@ -372,6 +391,9 @@ async function main(): Promise<void> {
       `- name: cpu_by_name\n  resource: pods\n  windows: [1m]\n  queryScope: objects\n  query: ${query}\n`,
   );
 
+  const relay = await startRelayFloor(prometheus.url);
+  cleanups.push(() => relay.stop());
+
   const largest = Math.max(...SCALES);
   say('measuring start-up time');
   const startups: number[] = [];
@@ -396,6 +418,7 @@ async function main(): Promise<void> {
     cached: ReturnType<typeof summary>;
     uncached: ReturnType<typeof summary>;
     direct: ReturnType<typeof summary>;
+    relay: ReturnType<typeof summary>;
     load: { cached: LoadResult[]; uncached: LoadResult[]; direct: LoadResult[] };
     queriesPerRequest: number;
     promBytesPerRequest: number;
@@ -422,22 +445,24 @@ async function main(): Promise<void> {
       throw new Error(`${cpuPath}: HTTP ${probe.status}, ${items(probe.json)} items, queries seen: ${sent.length}`);
     }
     const directUrl = `${prometheus.url}/api/v1/query?${new URLSearchParams({ query: promql })}`;
+    const relayUrl = `${relay.url}/?${new URLSearchParams({ query: promql, bytes: String(probe.bytes) })}`;
 
     const byNameBefore = (await prometheus.queryLog()).length;
     const byName = await getJson(`${uncached.url}${metricPath(pods, 'cpu_by_name_1m')}`);
     const byNameSent = (await prometheus.queryLog()).slice(byNameBefore);
 
     say(`${pods} pods: sequential requests, ${RUNS} runs of ${REQUESTS}`);
-    const seq = { cached: [] as number[][], uncached: [] as number[][], direct: [] as number[][] };
+    const seq = { cached: [] as number[][], uncached: [] as number[][], direct: [] as number[][], relay: [] as number[][] };
     const times = { requests: 0, requestSeconds: 0, queries: 0, querySeconds: 0 };
     for (let run = 0; run < RUNS; run++) {
       const [c] = await interleaved([{ url: `${cached.url}${cpuPath}`, items }], pods);
       const t0 = await adapterTimes(uncached);
       // The pair whose ratio is reported sees the same Prometheus.
-      const [u, d] = await interleaved(
+      const [u, d, f] = await interleaved(
         [
           { url: `${uncached.url}${cpuPath}`, items },
           { url: directUrl, items: results },
+          { url: relayUrl, items: () => pods },
         ],
         pods,
       );
@@ -446,6 +471,7 @@ async function main(): Promise<void> {
       seq.cached.push(c!);
       seq.uncached.push(u!);
       seq.direct.push(d!);
+      seq.relay.push(f!);
     }
 
     say(`${pods} pods: ${CONNECTIONS} connections for ${SECONDS} s, ${RUNS} runs`);
@@ -482,6 +508,7 @@ async function main(): Promise<void> {
       cached: summary(seq.cached),
       uncached: summary(seq.uncached),
       direct: summary(seq.direct),
+      relay: summary(seq.relay),
       load: loads,
       queriesPerRequest: counters1.queries - counters0.queries,
       promBytesPerRequest: counters1.bytes - counters0.bytes,
@@ -511,16 +538,16 @@ async function main(): Promise<void> {
   const out: string[] = [];
   const p = (line = ''): void => void out.push(line);
   p(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${mb(os.totalmem())} MiB, Node ${process.versions.node}, commit ${commit}`);
-  p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up, one keep-alive connection per target, uncached and direct requests alternating, each going first every other round; load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
+  p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up, one keep-alive connection per target, uncached, direct and relay-floor requests in turn, the order reversed every other round; load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
   p('Latency figures are median / p99 in ms over all samples of all runs; parentheses: the lowest and highest run median.');
   p();
   p('### One HPA: sequential `pods/*/cpu_1m?labelSelector=app=web`');
   p();
-  p('| pods | adapter, warm cache | adapter, uncached | Prometheus directly, same PromQL | uncached / direct (median) | uncached, adapter\'s clock: request / query (mean) | Prometheus evaluation (query log, median) |');
-  p('|---:|---|---|---|---:|---|---:|');
+  p('| pods | adapter, warm cache | adapter, uncached | Prometheus directly, same PromQL | uncached / direct (median) | relay floor (Node HTTPS, no processing) | relay / direct | uncached, adapter\'s clock: request / query (mean) | Prometheus evaluation (query log, median) |');
+  p('|---:|---|---|---|---:|---|---:|---|---:|');
   for (const r of rows) {
     const cell = (s: ReturnType<typeof summary>): string => `${ms(s.median)} / ${ms(s.p99)}${spread(s.runMedians)}`;
-    p(`| ${r.pods} | ${cell(r.cached)} | ${cell(r.uncached)} | ${cell(r.direct)} | ${(r.uncached.median / r.direct.median).toFixed(2)}x | ${ms(r.serverMs)} / ${ms(r.queryMs)} | ${ms(r.evalMs)} |`);
+    p(`| ${r.pods} | ${cell(r.cached)} | ${cell(r.uncached)} | ${cell(r.direct)} | ${(r.uncached.median / r.direct.median).toFixed(2)}x | ${cell(r.relay)} | ${(r.relay.median / r.direct.median).toFixed(2)}x | ${ms(r.serverMs)} / ${ms(r.queryMs)} | ${ms(r.evalMs)} |`);
   }
   p();
   p(`### ${CONNECTIONS} HPAs at once: ${CONNECTIONS} connections, requests/s and latency median / p99 (ms)`);
@@ -573,4 +600,5 @@ try {
   plainAgent.destroy();
   rmSync(dir, { recursive: true, force: true });
 }
+if (process.env.TL) (await import('node:fs')).writeFileSync('/tmp/tl-client.json', JSON.stringify((globalThis as any).__cl ?? []));
 process.exit(failed ? 1 : 0);
