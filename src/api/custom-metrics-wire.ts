@@ -121,6 +121,12 @@ class ByteWriter {
     this.buffer = grown;
   }
 
+  /** The bytes written; copied when the buffer grew well past them, since answers may be kept for reuse. */
+  finished(): Buffer {
+    const written = this.buffer.subarray(0, this.length);
+    return this.buffer.length > this.length * 1.25 ? Buffer.from(written) : written;
+  }
+
   /** Needs `bytes.length` reserved. */
   bytes(bytes: Buffer): void {
     this.buffer.set(bytes, this.length);
@@ -205,7 +211,7 @@ export function writeMetricValueList(version: CustomMetricsVersion, values: read
   }
   out.reserve(3);
   out.ascii(']}\n');
-  return out.buffer.subarray(0, out.length);
+  return out.finished();
 }
 
 export function encodeResourceList(version: CustomMetricsVersion, metrics: readonly CustomMetricInfo[]): object {

@@ -128,6 +128,7 @@ describe('readVectorAnswer', () => {
       '{"status":"success","data":{"resultType":"matrix","result":[]}}',
       '{"status":"success","data":{"resultType":"vector","result":[]},"status":"error"}',
       '{"status":"success","data":{"resultType":"vector","result":[]},"data":{"resultType":"scalar","result":[1,"2"]}}',
+      '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]},"data":0}',
       '{"status":"success","data":{"resultType":"vector","result":[],"resultType":"matrix"}}',
       '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[0x10,"2"]}]}}',
       '{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"],"value":[2,"3"]}]}}',

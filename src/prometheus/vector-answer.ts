@@ -77,15 +77,16 @@ class Reader {
   tail(): string[] | undefined {
     const text = this.#text;
     if (text.charCodeAt(this.#at) !== CLOSE_BRACE) return undefined;
-    let rest: unknown;
+    let rest: Record<string, unknown>;
     try {
-      rest = JSON.parse(`{"data":0${text.slice(this.#at + 1)}`);
+      // The fields that follow "data", as an object of their own (the first key only makes the text an object).
+      rest = JSON.parse(`{"":0${text.slice(this.#at + 1)}`) as Record<string, unknown>;
     } catch {
       return undefined;
     }
-    // A second "data" or a "status" would override what was read (JSON.parse keeps the last of duplicate keys).
-    const { data, warnings, ...others } = rest as { data?: unknown; warnings?: unknown };
-    if (data !== 0 || 'status' in others) return undefined;
+    // A second "data" or "status" would override what was read: JSON.parse keeps the last of duplicate keys.
+    if (Object.hasOwn(rest, 'data') || Object.hasOwn(rest, 'status')) return undefined;
+    const warnings = rest['warnings'];
     return Array.isArray(warnings) ? warnings.filter((w): w is string => typeof w === 'string') : [];
   }
 
