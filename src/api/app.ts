@@ -25,7 +25,7 @@ function traceFields(trace: RequestTrace | undefined): Record<string, unknown> {
   if (trace.items !== undefined) out.items = trace.items;
   if (trace.queries.length > 0) {
     out.rules = [...new Set(trace.queries.map((q) => q.rule))];
-    out.queries = trace.queries.map((q) => ({ query: q.query, source: q.source, ms: q.ms, samples: q.samples }));
+    out.queries = trace.queries.map((q) => ({ query: q.query, source: q.source, ms: q.ms, samples: q.samples, ...(q.error !== undefined ? { error: q.error } : {}) }));
   }
   return out;
 }
@@ -178,7 +178,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
     if (!(error instanceof AdapterError)) {
       request.log.error({ err: error, url: request.url }, 'unexpected error while serving a request');
     } else if (status.code >= 500) {
-      request.log.warn({ url: request.url, code: status.code, msg: status.message }, 'request failed');
+      // One line per failed request, with the PromQL of the queries that failed it (providers do not log them too).
+      const failed = traces.get(request)?.queries.filter((q) => q.error !== undefined) ?? [];
+      request.log.warn(
+        { url: request.url, code: status.code, msg: status.message, ...(failed.length > 0 ? { failedQueries: failed.map(({ rule, query, error }) => ({ rule, query, error })) } : {}) },
+        'request failed',
+      );
     }
     return sendJson(request, reply, status.code, status);
   });

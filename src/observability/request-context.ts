@@ -2,7 +2,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** What one API request did, gathered along its way so its log line can say it all. */
 export interface RequestTrace {
-  readonly queries: { rule: string; query: string; source: string; ms: number; samples: number }[];
+  /** Every query the request caused; `error` says why one failed. */
+  readonly queries: { rule: string; query: string; source: string; ms: number; samples: number; error?: string }[];
   items?: number;
 }
 

@@ -58,9 +58,17 @@ export class QueryEngine {
   /** `rule` names who asked, for self-metrics and logs. */
   async query(promql: string, rule = 'unknown'): Promise<EngineResult> {
     const started = performance.now();
-    const result = await this.#query(promql, rule);
+    const ms = (): number => +(performance.now() - started).toFixed(2);
+    let result: EngineResult;
+    try {
+      result = await this.#query(promql, rule);
+    } catch (err) {
+      // The request's one warning line names the queries that failed it, with their PromQL.
+      currentTrace()?.queries.push({ rule, query: promql, source: 'prometheus', ms: ms(), samples: 0, error: (err as Error).message });
+      throw err;
+    }
     // The request being served (if any) logs its rules and PromQL in one line.
-    currentTrace()?.queries.push({ rule, query: promql, source: result.source, ms: +(performance.now() - started).toFixed(2), samples: result.samples.length });
+    currentTrace()?.queries.push({ rule, query: promql, source: result.source, ms: ms(), samples: result.samples.length });
     return result;
   }
 

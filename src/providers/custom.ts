@@ -178,9 +178,7 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     } catch (err) {
       if (err instanceof AdapterError) {
         // Same status, with the rule named so users know which part of their config to look at.
-        const wrapped = err.withContext(`rule ${entry.rule.origin}`);
-        this.#deps.log.warn({ rule: entry.rule.origin, query, err: err.message }, 'prometheus query failed');
-        throw wrapped;
+        throw err.withContext(`rule ${entry.rule.origin}`);
       }
       throw err;
     }

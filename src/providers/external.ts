@@ -81,7 +81,6 @@ export class PrometheusExternalMetricsProvider implements ExternalMetricsProvide
       result = await this.#deps.engine.query(query, rule.origin);
     } catch (err) {
       if (err instanceof AdapterError) {
-        this.#deps.log.warn({ rule: rule.origin, query, err: err.message }, 'prometheus query failed');
         // Same status, with the rule named so users know which part of their config to look at.
         throw err.withContext(`rule ${rule.origin}`);
       }

@@ -378,7 +378,6 @@ export class ResourceMetricsProvider implements ResourceMetricsSource {
     } catch (err) {
       if (err instanceof AdapterError) {
         // Same status, with the rule named so users know which part of their config to look at.
-        this.#deps.log.warn({ rule: origin, query, err: err.message }, 'prometheus query failed');
         throw err.withContext(`rule ${origin}`);
       }
       throw err;

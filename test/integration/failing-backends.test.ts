@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { startPrometheus, type PrometheusProcess } from '../../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
 import { httpsGet } from '../harness/https-get.ts';
+import { pino } from 'pino';
 import { startTestAdapter, type TestAdapter } from '../harness/adapter.ts';
 import { addIntegrationObjects, integrationSeries, START } from '../harness/dataset.ts';
 import { startFaultProxy, type FaultMode, type FaultProxy } from '../harness/fault-proxy.ts';
@@ -43,17 +44,22 @@ describe('failing Prometheus backends', () => {
     const TIMEOUT_MS = 1500;
     let proxy: FaultProxy;
     let adapter: TestAdapter;
+    // The adapter's warnings and errors, as JSON lines.
+    const logged: Record<string, unknown>[] = [];
 
     before(async () => {
       proxy = await startFaultProxy(prometheus.url, { slowDelayMs: TIMEOUT_MS + 1000 });
       // No result cache: every read must reach the backend, or a cached answer would hide the fault.
-      adapter = await startTestAdapter({
-        config: RULES,
-        prometheusUrl: proxy.url,
-        kubeconfig: kube.kubeconfigPath,
-        queryCacheTtlMs: 0,
-        prometheusTimeoutMs: TIMEOUT_MS,
-      });
+      adapter = await startTestAdapter(
+        {
+          config: RULES,
+          prometheusUrl: proxy.url,
+          kubeconfig: kube.kubeconfigPath,
+          queryCacheTtlMs: 0,
+          prometheusTimeoutMs: TIMEOUT_MS,
+        },
+        pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) }),
+      );
       const healthy = await adapter.get(READ);
       assert.equal(healthy.status, 200, healthy.text);
     });
@@ -165,10 +171,22 @@ describe('failing Prometheus backends', () => {
     test('connection refused (the proxy is closed): 503 ServiceUnavailable; it recovers once the port listens again', async () => {
       await proxy.close();
       try {
+        logged.length = 0;
         const res = await adapter.get(READ);
         assert.equal(res.status, 503, res.text);
         assert.equal(res.json.reason, 'ServiceUnavailable');
         assert.match(res.json.message, new RegExp(`^Prometheus at ${escape(proxy.url)} is unreachable: ECONNREFUSED .*; rule ${escape(CPU_RULE)}$`));
+        // One warning for the failed request, naming the query that failed it; not one more from the provider.
+        assert.equal(logged.length, 1, JSON.stringify(logged));
+        const line = logged[0]!;
+        assert.equal(line['msg'], 'request failed');
+        assert.equal(line['code'], 503);
+        assert.equal(line['url'], READ);
+        const failed = line['failedQueries'] as { rule: string; query: string; error: string }[];
+        assert.equal(failed.length, 1);
+        assert.equal(failed[0]!.rule, CPU_RULE);
+        assert.match(failed[0]!.query, /team-a/);
+        assert.match(failed[0]!.error, /is unreachable: ECONNREFUSED/);
         for (const path of HEALTH) assert.equal((await adapter.get(path)).status, 200, path);
       } finally {
         await proxy.reopen();
