@@ -325,7 +325,6 @@ export class PrometheusHttpClient implements InstantQuerier {
   }
 }
 
-
 /** Reads a small body whole, or its first `limit` bytes: enough for any error message worth showing. */
 async function readLimited(body: Readable, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
