@@ -8,6 +8,7 @@ import { startPrometheus, queryPrometheus, type PrometheusProcess } from '../../
 import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
 import { startTestAdapter, type TestAdapter } from '../harness/adapter.ts';
 import { addIntegrationObjects, integrationSeries, START } from '../harness/dataset.ts';
+import { startIntegrationStack, type IntegrationStack } from '../harness/stack.ts';
 
 const RULES = new URL('../fixtures/rules/integration.yaml', import.meta.url).pathname;
 const V2 = '/apis/custom.metrics.k8s.io/v1beta2';
@@ -33,22 +34,19 @@ function podItemV2(name: string, metric: string, value: string, timestamp: strin
 }
 
 describe('custom metrics against a real Prometheus', () => {
+  let stack: IntegrationStack;
   let prometheus: PrometheusProcess;
   let kube: FakeKubeApiServer;
   let adapter: TestAdapter;
 
   before(async () => {
-    prometheus = await startPrometheus({ series: integrationSeries(), fromSeconds: START, toSeconds: START + 4 * 3600, stepSeconds: 15 });
-    kube = await startFakeKubeApiServer();
-    addIntegrationObjects(kube);
     // A long cache lifetime: on a loaded machine 100 TLS handshakes can outlast the default 5 s, and the
     // single-flight test must count one query however slowly the requests arrive.
-    adapter = await startTestAdapter({ config: RULES, prometheusUrl: prometheus.url, kubeconfig: kube.kubeconfigPath, queryCacheTtlMs: 120_000 });
+    stack = await startIntegrationStack({ config: RULES, adapter: { queryCacheTtlMs: 120_000 } });
+    ({ prometheus, kube, adapter } = stack);
   });
   after(async () => {
-    await adapter?.close();
-    await kube?.stop();
-    await prometheus?.stop();
+    await stack?.close();
   });
 
   test('pods/* with a labelSelector: one item per matching pod with data, whole v1beta2 body', async () => {

@@ -7,13 +7,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { pino } from 'pino';
-import { startPrometheus, type PrometheusProcess } from '../../src/demo/prometheus-process.ts';
+import type { PrometheusProcess } from '../../src/demo/prometheus-process.ts';
 import { parseServeArgs } from '../../src/cli/serve-options.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
-import { startFakeKubeApiServer, type FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
+import type { FakeKubeApiServer } from '../harness/fake-kube-apiserver.ts';
 import { startTestAdapter, type TestAdapter } from '../harness/adapter.ts';
 import { httpsGet } from '../harness/https-get.ts';
-import { addIntegrationObjects, integrationSeries, START } from '../harness/dataset.ts';
+import { startIntegrationStack, type IntegrationStack } from '../harness/stack.ts';
 
 const RULES = new URL('../fixtures/rules/integration.yaml', import.meta.url).pathname;
 const BIN = new URL('../../bin/prometheus-metrics-adapter.js', import.meta.url).pathname;
@@ -35,20 +35,17 @@ function runCli(args: string[]): Promise<{ status: number | null; stdout: string
 }
 
 describe('explain against a real Prometheus and a fake Kubernetes API', () => {
+  let stack: IntegrationStack;
   let prometheus: PrometheusProcess;
   let kube: FakeKubeApiServer;
   let adapter: TestAdapter;
 
   before(async () => {
-    prometheus = await startPrometheus({ series: integrationSeries(), fromSeconds: START, toSeconds: START + 4 * 3600, stepSeconds: 15 });
-    kube = await startFakeKubeApiServer();
-    addIntegrationObjects(kube);
-    adapter = await startTestAdapter({ config: RULES, prometheusUrl: prometheus.url, kubeconfig: kube.kubeconfigPath });
+    stack = await startIntegrationStack({ config: RULES });
+    ({ prometheus, kube, adapter } = stack);
   });
   after(async () => {
-    await adapter?.close();
-    await kube?.stop();
-    await prometheus?.stop();
+    await stack?.close();
   });
 
   test('a working metric: rule, PromQL, raw samples, objects and the MetricValueList; web-4 is named as the one without a sample', async () => {
