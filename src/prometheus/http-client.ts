@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import axios, { type AxiosInstance, type AxiosResponse, AxiosError } from 'axios';
+import axios, { AxiosError, AxiosHeaders, type AxiosAdapter, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { AdapterError, InternalError, ServiceUnavailableError, TimeoutError } from '../errors.ts';
 import type { DiscoveredSeries } from '../rules/series-naming.ts';
 import { parseSampleValue, sampleFromJson, type Sample } from './sample.ts';
@@ -57,6 +57,13 @@ interface Envelope {
 }
 
 const DEFAULT_MAX_GET_URL_BYTES = 8 * 1024;
+
+/**
+ * axios's Node transport, called with a configuration completed once per client. Going through `axios.request`
+ * merges, flattens and re-validates the whole configuration on every call: ~0.3 ms of a query on the HPA's path
+ * (measured after 12 ms idle, as HPA requests arrive), for a configuration that never changes.
+ */
+const transport: AxiosAdapter = axios.getAdapter('http');
 const MAX_ERROR_BODY_BYTES = 1024 * 1024;
 
 /** The URL without credentials, safe to put into error messages and logs. */
@@ -77,7 +84,9 @@ export function redactUrl(url: string): string {
  */
 export class PrometheusHttpClient implements InstantQuerier {
   readonly displayUrl: string;
-  readonly #http: AxiosInstance;
+  /** Everything a request's configuration holds but its URL, method, headers, body, answer type and signal. */
+  readonly #request: Omit<InternalAxiosRequestConfig, 'headers'>;
+  readonly #headers: Readonly<Record<string, string>>;
   readonly #options: PrometheusClientOptions;
   readonly #secrets = new Map<string, { value: string; mtimeMs: number; checkedAt: number }>();
 
@@ -97,18 +106,20 @@ export class PrometheusHttpClient implements InstantQuerier {
     const cert = readPem(options.clientCertFile, 'client certificate') ?? options.clientCertPem;
     const key = readPem(options.clientKeyFile, 'client key') ?? options.clientKeyPem;
     if (Boolean(cert) !== Boolean(key)) throw new Error('the Prometheus client certificate and key must be given together');
-    this.#http = axios.create({
+    this.#headers = { Accept: 'application/json', ...options.headers };
+    this.#request = {
       baseURL: base,
       timeout: options.timeoutMs,
-      headers: { Accept: 'application/json', ...options.headers },
       httpAgent: new http.Agent({ keepAlive: true }),
       httpsAgent: new https.Agent({ keepAlive: true, minVersion: 'TLSv1.2', ...(ca ? { ca } : {}), ...(cert ? { cert, key } : {}), ...(options.insecureSkipVerify === true ? { rejectUnauthorized: false } : {}) }),
-      responseType: 'text',
-      transformResponse: [(data: unknown) => data],
+      // Every status is an answer to read: Prometheus explains its errors in the body.
       validateStatus: () => true,
       maxRedirects: 0,
+      maxContentLength: -1,
+      maxBodyLength: -1,
+      decompress: true,
       proxy: false,
-    });
+    };
     if (options.tokenFile) this.#bearerToken();
     if (options.basicAuth) this.#readRotating(options.basicAuth.passwordFile, 'basic auth password file');
   }
@@ -232,11 +243,17 @@ export class PrometheusHttpClient implements InstantQuerier {
     const usePost =
       this.#options.verb === 'POST' ||
       path.length + encoded.length + this.#options.url.length > (this.#options.maxGetUrlBytes ?? DEFAULT_MAX_GET_URL_BYTES);
-    const config = { headers, responseType, ...(signal ? { signal } : {}) };
+    if (usePost) headers['Content-Type'] = 'application/x-www-form-urlencoded';
     try {
-      return usePost
-        ? await this.#http.post<unknown>(path, encoded, { ...config, headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' } })
-        : await this.#http.get<unknown>(`${path}?${encoded}`, config);
+      return await transport({
+        ...this.#request,
+        url: usePost ? path : `${path}?${encoded}`,
+        method: usePost ? 'post' : 'get',
+        headers: new AxiosHeaders({ ...this.#headers, ...headers }),
+        responseType,
+        ...(usePost ? { data: encoded } : {}),
+        ...(signal ? { signal } : {}),
+      });
     } catch (err) {
       throw this.#transportError(err);
     }

@@ -608,6 +608,29 @@ describe('PrometheusHttpClient against a fake HTTP server', () => {
     assert.equal(fake.requests.length, 1);
   });
 
+  it('ends a query whose signal fires while Prometheus is silent, and sends nothing for a signal already fired', async () => {
+    let closed = 0;
+    reset((_req, res) => {
+      res.on('close', () => closed++);
+    });
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 100);
+    const started = performance.now();
+    await failure(() => client(fake.url).query('up', 1, abort.signal), TimeoutError, 504);
+    clearTimeout(timer);
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 90 && elapsed < 5_000, `ended after ${elapsed} ms`);
+    assert.equal(fake.requests.length, 1);
+    // The request's connection is given up, so the server sees it close.
+    for (let i = 0; i < 100 && closed === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(closed, 1);
+
+    reset();
+    await failure(() => client(fake.url).query('up', 1, AbortSignal.abort()), TimeoutError, 504);
+    await failure(() => client(fake.url).series(['up'], 0, 1, AbortSignal.abort()), TimeoutError, 504);
+    assert.equal(fake.requests.length, 0);
+  });
+
   it('maps a refused connection to ServiceUnavailable naming ECONNREFUSED and the URL', async () => {
     const port = await freeLoopbackPort();
     const url = `http://127.0.0.1:${port}/prom`;
