@@ -105,3 +105,73 @@ describe('custom provider: repeated reads', () => {
     assert.deepEqual(again, a);
   });
 });
+
+describe('custom provider: joining samples with objects', () => {
+  /** The join's rules written plainly: the last sample per requested name, a namespace label must match, policies. */
+  function model(
+    samples: readonly { labels: Record<string, string>; value: number }[],
+    names: readonly string[],
+    policy: { noData?: number; nan?: number; inf?: number },
+  ): { name: string; value: number }[] {
+    const last = new Map<string, number>();
+    const nonFinite = new Set<string>();
+    for (const s of samples) {
+      const name = s.labels.pod;
+      if (name === undefined || ('namespace' in s.labels && s.labels.namespace !== 'a')) continue;
+      if (Number.isFinite(s.value)) last.set(name, s.value);
+      else {
+        const substitute = Number.isNaN(s.value) ? policy.nan : policy.inf;
+        if (substitute !== undefined) last.set(name, substitute);
+        else nonFinite.add(name);
+      }
+    }
+    const out: { name: string; value: number }[] = [];
+    for (const name of names) {
+      const value = last.get(name) ?? (nonFinite.has(name) ? undefined : policy.noData);
+      if (value !== undefined) out.push({ name, value });
+    }
+    return out;
+  }
+
+  it('answer, in object order, the last usable sample or the policy value of each requested object', async () => {
+    const fc = (await import('fast-check')).default;
+    const pool = ['p-0', 'p-1', 'p-2', 'p-3', 'p-4', 'other'];
+    const sample = fc.record({
+      labels: fc.record({ pod: fc.constantFrom(...pool), namespace: fc.constantFrom('a', 'b') }, { requiredKeys: [] }),
+      value: fc.oneof(fc.integer({ min: -5, max: 5 }), fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY)),
+    });
+    // Which policies serve the rule's fallback value; sample values are small integers, so a substitute shows.
+    const policies = fc.record({ noData: fc.boolean(), nan: fc.boolean(), inf: fc.boolean() });
+    await fc.assert(
+      fc.asyncProperty(fc.array(sample, { maxLength: 12 }), fc.subarray(pool.slice(0, 5)), policies, fc.integer({ min: 10, max: 20 }), async (samples, names, p, fallback) => {
+        const rules = parseRuleFile(
+          'rules.yaml',
+          'metrics:\n- name: cpu\n  resource: pods\n  query: sum by (<<.GroupBy>>) (cpu{<<.LabelMatchers>>})\n' +
+            (p.noData || p.nan || p.inf ? `  fallback: ${fallback}\n` : '') +
+            (p.noData ? '  noData: fallback\n' : '') +
+            (p.nan ? '  nan: fallback\n' : '') +
+            (p.inf ? '  inf: fallback\n' : ''),
+        );
+        const resolver = { resolve: (text: string) => (text === 'pods' ? PODS : null) };
+        const registry = new MetricRegistry(rules.metrics, resolver);
+        const list = Object.freeze(names.map((name) => ({ namespace: 'a', name, labels: {} })));
+        const provider = new PrometheusCustomMetricsProvider({
+          registry: () => registry,
+          resources: () => resolver,
+          objects: { list: async () => list, stop: async () => {} },
+          engine: new QueryEngine({ query: async () => ({ samples: samples.map((s) => ({ ...s, timestamp: 1_700_000_000 })), warnings: [] }) }, { cacheTtlMs: 0, cacheMaxEntries: 1 }),
+          log: pino({ level: 'silent' }),
+        });
+        const got = await provider.getMetricBySelector('a', [], INFO, []);
+        const served = (on: boolean): number | undefined => (on ? fallback : undefined);
+        const want = model(samples, names, { noData: served(p.noData), nan: served(p.nan), inf: served(p.inf) });
+        assert.deepEqual(
+          got.map((v) => ({ name: v.describedObject.name, value: v.value })),
+          want,
+        );
+        for (const v of got) assert.deepEqual(v.describedObject, { kind: 'Pod', apiVersion: '/v1', namespace: 'a', name: v.describedObject.name });
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

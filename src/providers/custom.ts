@@ -216,35 +216,38 @@ export class PrometheusCustomMetricsProvider implements CustomMetricsProvider {
     namespace: string | null,
     metricSelector: Selector,
   ): MetricValue[] {
-    const byName = new Map<string, { readonly value: number; readonly timestamp: number }>();
-    const nonFinite = new Set<string>();
+    const { positions, references } = objectsOf(names, resource, namespace);
+    // Per position the sample (the last one when several carry the name), or a substitute for a non-finite one.
+    const found: ({ readonly value: number; readonly timestamp: number } | undefined)[] = new Array(names.length).fill(undefined);
+    let nonFinite: Set<number> | undefined;
     const { objectLabel, namespaceLabel } = rule;
     for (const s of result.samples) {
       const name = s.labels[objectLabel];
       if (name === undefined) continue;
+      const at = positions.get(name);
+      if (at === undefined) continue;
       // A query that keeps the namespace label must not mix objects of other namespaces in.
       if (namespace !== null && namespaceLabel in s.labels && s.labels[namespaceLabel] !== namespace) continue;
       if (!Number.isFinite(s.value)) {
         const substitute = Number.isNaN(s.value) ? rule.substitute?.nan : rule.substitute?.inf;
         if (substitute !== undefined) {
-          byName.set(name, { value: substitute, timestamp: s.timestamp });
+          found[at] = { value: substitute, timestamp: s.timestamp };
           continue;
         }
         // Its sample exists, so the noData policy must not stand in for it.
-        nonFinite.add(name);
+        (nonFinite ??= new Set()).add(at);
         this.#deps.log.debug({ rule: rule.origin, object: name, value: String(s.value) }, 'skipping a non-finite sample');
         continue;
       }
-      byName.set(name, s);
+      found[at] = s;
     }
     const noData = rule.substitute?.noData;
-    const ref = objectReferences(resource, namespace);
     const windowSeconds = rule.window?.seconds ?? null;
     const out: MetricValue[] = [];
-    for (const name of names) {
-      const sample = byName.get(name) ?? (noData !== undefined && !nonFinite.has(name) ? { value: noData, timestamp: result.evaluatedAt } : undefined);
+    for (let at = 0; at < names.length; at++) {
+      const sample = found[at] ?? (noData !== undefined && !nonFinite?.has(at) ? { value: noData, timestamp: result.evaluatedAt } : undefined);
       if (!sample) continue;
-      out.push({ describedObject: ref(name), metric: rule.metric, metricSelector, timestamp: sample.timestamp, windowSeconds, value: sample.value });
+      out.push({ describedObject: references[at]!, metric: rule.metric, metricSelector, timestamp: sample.timestamp, windowSeconds, value: sample.value });
     }
     return out;
   }
@@ -266,10 +269,33 @@ export function queryTargetOf(
   return { namespace, names: inQuery ? names : null, metricSelector };
 }
 
-/** References to objects of one resource in one namespace; the parts they share are made once. */
-function objectReferences(resource: ResourceInfo, namespace: string | null): (name: string) => ObjectReference {
+interface ObjectsOfList {
+  readonly resource: ResourceInfo;
+  readonly namespace: string | null;
+  /** Each name's index in the list. */
+  readonly positions: ReadonlyMap<string, number>;
+  readonly references: readonly ObjectReference[];
+}
+
+/**
+ * Object lists come from the object cache, which answers the same frozen array while nothing changed: their index
+ * and references are built once per list instead of once per request (a thousand pods: ~0.1 ms of every read).
+ */
+const objectsOfList = new WeakMap<readonly string[], ObjectsOfList>();
+
+/** The position and reference of every name in `names`, objects of `resource` in `namespace`. */
+function objectsOf(names: readonly string[], resource: ResourceInfo, namespace: string | null): ObjectsOfList {
+  const known = objectsOfList.get(names);
+  if (known !== undefined && known.resource === resource && known.namespace === namespace) return known;
   const kind = resource.kind;
   const apiVersion = `${resource.group}/${resource.version}`;
-  if (resource.namespaced && namespace !== null) return (name) => ({ kind, apiVersion, namespace, name });
-  return (name) => ({ kind, apiVersion, name });
+  const inNamespace = resource.namespaced && namespace !== null;
+  const positions = new Map<string, number>();
+  const references = names.map((name, at): ObjectReference => {
+    positions.set(name, at);
+    return inNamespace ? { kind, apiVersion, namespace, name } : { kind, apiVersion, name };
+  });
+  const made = { resource, namespace, positions, references };
+  objectsOfList.set(names, made);
+  return made;
 }
