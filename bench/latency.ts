@@ -93,7 +93,7 @@ function get(url: string): Promise<Answer> {
     const req = (secure ? httpsRequest : httpRequest)(url, { agent: secure ? tlsAgent : plainAgent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => { if (process.env.TL && url.includes(':' + process.env.TL_PORT)) {} ((globalThis as any).__cl ??= []).push({ url, t0: performance.timeOrigin + t0, t1: performance.timeOrigin + performance.now() }); }); res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ms: performance.now() - t0 }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ms: performance.now() - t0 }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -182,7 +182,7 @@ async function startAdapter(name: string, args: string[], kubeconfig: string, pr
     BIN,
     [...adapterArgs({ config: path.join(dir, 'rules.yaml'), port, kubeconfig, prometheusUrl }), '--max-objects-per-request=20000',
       `--metrics-bind-address=127.0.0.1:${metricsPort}`, ...args],
-    { stdout: 'ignore', stderr: 'pipe', nodeArgs: ['--import', PROBE], env: { ...process.env, ...(name === 'uncached' && process.env.TL ? { PMA_TL: '/tmp/tl-adapter.json' } : {}), PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' } },
+    { stdout: 'ignore', stderr: 'pipe', nodeArgs: ['--import', PROBE], env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' } },
   );
   children.add(child);
   let stderr = '';
@@ -600,5 +600,4 @@ try {
   plainAgent.destroy();
   rmSync(dir, { recursive: true, force: true });
 }
-if (process.env.TL) (await import('node:fs')).writeFileSync('/tmp/tl-client.json', JSON.stringify((globalThis as any).__cl ?? []));
 process.exit(failed ? 1 : 0);
