@@ -245,6 +245,8 @@ export class PrometheusHttpClient implements InstantQuerier {
       path.length + encoded.length + this.#options.url.length > (this.#options.maxGetUrlBytes ?? DEFAULT_MAX_GET_URL_BYTES);
     if (usePost) headers['Content-Type'] = 'application/x-www-form-urlencoded';
     try {
+      // axios.request() checks this before the transport runs; the transport itself would reject, yet still send.
+      if (signal?.aborted) throw new AxiosError('canceled', AxiosError.ERR_CANCELED);
       return await transport({
         ...this.#request,
         url: usePost ? path : `${path}?${encoded}`,
