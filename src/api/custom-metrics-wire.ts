@@ -129,8 +129,15 @@ class ByteWriter {
 
   /** Needs `bytes.length` reserved. */
   bytes(bytes: Buffer): void {
-    this.buffer.set(bytes, this.length);
-    this.length += bytes.length;
+    const n = bytes.length;
+    // A call into TypedArray#set costs more than copying a few bytes by hand (an item's `"}` ends, say).
+    if (n < 16) {
+      const { buffer } = this;
+      for (let i = 0, at = this.length; i < n; i++) buffer[at++] = bytes[i]!;
+    } else {
+      this.buffer.set(bytes, this.length);
+    }
+    this.length += n;
   }
 
   /** Needs `text.length` reserved; the text is ASCII. */

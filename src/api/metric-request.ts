@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { parseSelector, SelectorParseError, type Selector } from '../rules/selector.ts';
 
@@ -76,6 +77,8 @@ export function parseExternalMetricPath(segments: readonly string[]): { namespac
   return { namespace: check(segments[1]!, DNS_LABEL, 'namespace', 63), metric: check(segments[2]!, METRIC, 'metric name', 253) };
 }
 
+const NO_SELECTOR: Selector = Object.freeze([]);
+
 /** The first value of a query parameter; clients may repeat it and Kubernetes reads the first. */
 export function queryParam(query: unknown, name: string): string | undefined {
   const v = (query as Record<string, unknown> | undefined)?.[name];
@@ -83,9 +86,22 @@ export function queryParam(query: unknown, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/**
+ * Selectors by their text. HPAs send the same few selectors every 15 s, and parsing one costs ~0.1 ms on the request
+ * path (measured in a running adapter); a parsed selector is frozen, so one serves every request with that text.
+ */
+// Bounded by text too: selectors may be 4 KiB long, and any authorized client chooses them.
+const parsedSelectors = new LRUCache<string, Selector>({ max: 1024, maxSize: 1 << 20, sizeCalculation: (_selector, text) => text.length + 64 });
+
 export function parseSelectorParam(query: unknown, name: 'labelSelector' | 'metricLabelSelector'): Selector {
+  const text = queryParam(query, name);
+  if (text === undefined || text === '') return NO_SELECTOR;
+  const known = parsedSelectors.get(text);
+  if (known !== undefined) return known;
   try {
-    return parseSelector(queryParam(query, name));
+    const selector = parseSelector(text);
+    parsedSelectors.set(text, selector);
+    return selector;
   } catch (err) {
     if (err instanceof SelectorParseError) throw new BadRequestError(`invalid ${name}: ${err.message}`);
     throw err;

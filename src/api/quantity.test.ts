@@ -107,6 +107,11 @@ describe('formatDecimalQuantity', () => {
     assert.equal(formatDecimalQuantity(-5e-10), '-1n');
   });
 
+  it('rounds a value just below a million up to "1M", and "-1M" below minus a million', () => {
+    assert.equal(formatDecimalQuantity(999999.9999999999), '1M');
+    assert.equal(formatDecimalQuantity(-999999.9999999998), '-1M');
+  });
+
   it('rejects values with no representable quantity', () => {
     for (const bad of [NaN, Infinity, -Infinity, 9.2e15 + 2, -9.3e15, 1e21, Number.MAX_VALUE]) {
       assert.throws(() => formatDecimalQuantity(bad), QuantityRangeError, String(bad));

@@ -119,17 +119,18 @@ function smallDecimal(value: number): string | null {
   if (Math.abs(fraction - 0.5) <= Math.max(scaled, 1) * 2 ** -48) return null;
   if (fraction > 0.5) mantissa += 1;
   if (mantissa === 0) return '0';
-  let exponent = NANO_EXPONENT;
-  while (mantissa % 10 === 0) {
-    mantissa /= 10;
-    exponent += 1;
+  // The exponent must stay a multiple of 3 (a suffix), so trailing zeros come off three at a time; dividing by a
+  // factor of an integer below 2^53 is exact.
+  let suffix = 0;
+  while (mantissa % 1000 === 0) {
+    mantissa /= 1000;
+    suffix++;
   }
-  // At most as many zeros come back as were just removed, so the mantissa stays exact.
-  const excess = ((exponent % 3) + 3) % 3;
-  mantissa *= excess === 0 ? 1 : excess === 1 ? 10 : 100;
-  exponent -= excess;
-  return `${value < 0 ? '-' : ''}${mantissa}${DECIMAL_SUFFIXES.get(exponent)!}`;
+  return `${value < 0 ? '-' : ''}${mantissa}${SMALL_SUFFIXES[suffix]!}`;
 }
+
+/** From nanos upwards; |value| < 1e6 ends at mega. */
+const SMALL_SUFFIXES = ['n', 'u', 'm', '', 'k', 'M'] as const;
 
 /**
  * Memory-style quantity: exact multiples of 1024 (≥ 1Ki) use the largest binary suffix that keeps the number an
