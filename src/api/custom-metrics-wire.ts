@@ -184,37 +184,33 @@ const COMMA = 0x2c;
  */
 export function writeMetricValueList(version: CustomMetricsVersion, values: readonly MetricValue[]): Buffer {
   const head = Buffer.from(`{"kind":"MetricValueList","apiVersion":"${CUSTOM_METRICS_GROUP}/${version}","metadata":{},"items":[`);
-  let frame: Frame | undefined;
-  let frameValue: MetricValue | undefined;
-  let out: ByteWriter | undefined;
-  for (const v of values) {
-    if (frameValue === undefined || !sameFrame(frameValue, v)) {
+  let frameValue = values[0];
+  let frame = frameValue === undefined ? undefined : frameOf(version, frameValue);
+  // Every item about as long as the first (its value given a few digits more); the writer grows if not.
+  const itemBytes =
+    frame === undefined ? 0 : frame.beforeName.length + frameValue!.describedObject.name.length + frame.beforeValue.length + frame.afterValue.length + 32;
+  const out = new ByteWriter(head.length + values.length * itemBytes + 3);
+  out.bytes(head);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!sameFrame(frameValue!, v)) {
       frameValue = v;
       frame = frameOf(version, v);
     }
     const { beforeName, beforeValue, afterValue } = frame!;
-    const name = v.describedObject.name;
     const value = quantity(v);
-    if (out === undefined) {
-      // Every item about as long as the first; the writer grows if not.
-      out = new ByteWriter(head.length + values.length * (beforeName.length + name.length + beforeValue.length + value.length + afterValue.length + 8) + 3);
-      out.bytes(head);
-    } else {
+    if (i > 0) {
       out.reserve(1);
       out.buffer[out.length++] = COMMA;
     }
     out.reserve(beforeName.length);
     out.bytes(beforeName);
-    out.jsonString(name);
+    out.jsonString(v.describedObject.name);
     out.reserve(beforeValue.length + value.length + afterValue.length);
     out.bytes(beforeValue);
     // Quantities are digits with an optional sign, point and suffix letter: nothing in them needs escaping.
     out.ascii(value);
     out.bytes(afterValue);
-  }
-  if (out === undefined) {
-    out = new ByteWriter(head.length + 3);
-    out.bytes(head);
   }
   out.reserve(3);
   out.ascii(']}\n');

@@ -2,7 +2,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { currentTrace } from '../observability/request-context.ts';
 import type { Serializer } from './wire-serializers.ts';
 
-const HTML_UNSAFE = /[<>&\u2028\u2029]/;
+// What Go's HTML-safe encoder escapes. Two regexes from one class: `test` needs one without the global flag, whose
+// lastIndex would carry over between calls; `replace` needs the global one (and resets its lastIndex itself).
+const HTML_UNSAFE_CLASS = '[<>&\u2028\u2029]';
+const HTML_UNSAFE = new RegExp(HTML_UNSAFE_CLASS);
+const HTML_UNSAFE_ALL = new RegExp(HTML_UNSAFE_CLASS, 'g');
 
 /**
  * An answer whose compact bytes come from a specialised encoder (and may be cached); the object form is built
@@ -55,7 +59,7 @@ export function jsonBytes(text: string): Buffer {
 /** JSON text with the characters Go's HTML-safe encoder escapes written as `\uXXXX`. */
 export function htmlSafe(text: string): string {
   // Names and label values almost never hold these; scanning once is cheaper than a replace that finds nothing.
-  return HTML_UNSAFE.test(text) ? text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : text;
+  return HTML_UNSAFE.test(text) ? text.replace(HTML_UNSAFE_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : text;
 }
 
 function wantsPretty(request: FastifyRequest): boolean {
