@@ -89,8 +89,8 @@ export function queryParam(query: unknown, name: string): string | undefined {
 /**
  * Selectors by their text. HPAs send the same few selectors every 15 s, and parsing one costs ~0.1 ms on the request
  * path (measured in a running adapter); a parsed selector is frozen, so one serves every request with that text.
+ * Bounded by text size too: selectors may be 4 KiB long, and any authorized client chooses them.
  */
-// Bounded by text too: selectors may be 4 KiB long, and any authorized client chooses them.
 const parsedSelectors = new LRUCache<string, Selector>({ max: 1024, maxSize: 1 << 20, sizeCalculation: (_selector, text) => text.length + 64 });
 
 export function parseSelectorParam(query: unknown, name: 'labelSelector' | 'metricLabelSelector'): Selector {

@@ -57,6 +57,7 @@ interface Envelope {
 }
 
 const DEFAULT_MAX_GET_URL_BYTES = 8 * 1024;
+const MAX_ERROR_BODY_BYTES = 1024 * 1024;
 
 /**
  * axios's Node transport, called with a configuration completed once per client. Going through `axios.request`
@@ -64,7 +65,6 @@ const DEFAULT_MAX_GET_URL_BYTES = 8 * 1024;
  * (measured after 12 ms idle, as HPA requests arrive), for a configuration that never changes.
  */
 const transport: AxiosAdapter = axios.getAdapter('http');
-const MAX_ERROR_BODY_BYTES = 1024 * 1024;
 
 /** The URL without credentials, safe to put into error messages and logs. */
 export function redactUrl(url: string): string {
