@@ -126,11 +126,8 @@ function smallDecimal(value: number): string | null {
     mantissa /= 1000;
     suffix++;
   }
-  return `${value < 0 ? '-' : ''}${mantissa}${SMALL_SUFFIXES[suffix]!}`;
+  return `${value < 0 ? '-' : ''}${mantissa}${DECIMAL_SUFFIXES.get(NANO_EXPONENT + 3 * suffix)!}`;
 }
-
-/** From nanos upwards; |value| < 1e6 ends at mega. */
-const SMALL_SUFFIXES = ['n', 'u', 'm', '', 'k', 'M'] as const;
 
 /**
  * Memory-style quantity: exact multiples of 1024 (≥ 1Ki) use the largest binary suffix that keeps the number an
