@@ -50,21 +50,25 @@ class FakeObjects implements ObjectSource {
   async stop(): Promise<void> {}
 }
 
-function setup(): { provider: PrometheusCustomMetricsProvider; prometheus: FakePrometheus; objects: FakeObjects } {
-  const prometheus = new FakePrometheus();
-  const objects = new FakeObjects();
+/** A provider of `rules` for pods, over `objects` and a query engine that caches nothing in front of `prometheus`. */
+function providerOf(rules: typeof RULES, objects: ObjectSource, prometheus: InstantQuerier): PrometheusCustomMetricsProvider {
   const resolver = { resolve: (text: string) => (text === 'pods' ? PODS : null) };
-  const registry = new MetricRegistry(RULES.metrics, resolver);
-  const provider = new PrometheusCustomMetricsProvider({
+  const registry = new MetricRegistry(rules.metrics, resolver);
+  return new PrometheusCustomMetricsProvider({
     registry: () => registry,
     resources: () => resolver,
     objects,
-    // The engine caches nothing; the fake answers the same result object, as a cache hit would.
     engine: new QueryEngine(prometheus, { cacheTtlMs: 0, cacheMaxEntries: 10 }),
     log: pino({ level: 'silent' }),
     maxObjectsPerRequest: 1_000_000,
   });
-  return { provider, prometheus, objects };
+}
+
+function setup(): { provider: PrometheusCustomMetricsProvider; prometheus: FakePrometheus; objects: FakeObjects } {
+  const prometheus = new FakePrometheus();
+  const objects = new FakeObjects();
+  // The fake answers the same result object, as an engine cache hit would.
+  return { provider: providerOf(RULES, objects, prometheus), prometheus, objects };
 }
 
 const INFO = { resource: 'pods', metric: 'cpu' };
@@ -152,16 +156,12 @@ describe('custom provider: joining samples with objects', () => {
             (p.nan ? '  nan: fallback\n' : '') +
             (p.inf ? '  inf: fallback\n' : ''),
         );
-        const resolver = { resolve: (text: string) => (text === 'pods' ? PODS : null) };
-        const registry = new MetricRegistry(rules.metrics, resolver);
         const list = Object.freeze(names.map((name) => ({ namespace: 'a', name, labels: {} })));
-        const provider = new PrometheusCustomMetricsProvider({
-          registry: () => registry,
-          resources: () => resolver,
-          objects: { list: async () => list, stop: async () => {} },
-          engine: new QueryEngine({ query: async () => ({ samples: samples.map((s) => ({ ...s, timestamp: 1_700_000_000 })), warnings: [] }) }, { cacheTtlMs: 0, cacheMaxEntries: 1 }),
-          log: pino({ level: 'silent' }),
-        });
+        const provider = providerOf(
+          rules,
+          { list: async () => list, stop: async () => {} },
+          { query: async () => ({ samples: samples.map((s) => ({ ...s, timestamp: 1_700_000_000 })), warnings: [] }) },
+        );
         const got = await provider.getMetricBySelector('a', [], INFO, []);
         const served = (on: boolean): number | undefined => (on ? fallback : undefined);
         const want = model(samples, names, { noData: served(p.noData), nan: served(p.nan), inf: served(p.inf) });
