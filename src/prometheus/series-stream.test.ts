@@ -209,6 +209,119 @@ describe('SeriesAnswerParser', () => {
   });
 });
 
+describe('SeriesAnswerParser on answers in Prometheus\'s own layout (the compact reader)', () => {
+  // A leading space sends the same document through the general tokenizer: the two readers must agree on everything.
+  const general = (text: string, cuts: readonly number[] = []): SeriesAnswer => parse(` ${text}`, cuts.map((c) => c + 1));
+  const plain = (a: SeriesAnswer): unknown => ({ ...a, series: a.series === null ? null : a.series.map((s) => ({ name: s.name, labels: [...s.labels] })) });
+
+  // Label values that look like the structure around them, and escapes that a chunk may cut in half.
+  const tricky = fc.constantFrom('"', '\\', '\\"', '"}', '},{', ']', '[', ',', '{"__name__":"x"}', '\\\\"', '\u00e9', '\u{1F600}', '\n', '');
+  const labelValue = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 8 }), tricky, fc.array(tricky, { maxLength: 4 }).map((p) => p.join('')));
+  const labelName = fc.oneof(fc.constantFrom('namespace', 'pod', 'container', 'job', '__name__', 'a"b', 'x\\y', '}'), fc.string({ maxLength: 4 }));
+  const seriesList = fc.array(
+    fc.oneof(
+      { weight: 10, arbitrary: fc.dictionary(labelName, labelValue, { maxKeys: 6 }) },
+      { weight: 1, arbitrary: fc.constantFrom<unknown>(null, 3, 'x', [], [{ __name__: 'in' }], { __name__: 1 }, { __name__: '' }, { __name__: 'n', a: { b: ['}', ']'] } }) },
+    ),
+    { maxLength: 20 },
+  );
+  const compactAnswer = fc
+    .record({ data: seriesList, warnings: fc.option(fc.array(fc.string({ maxLength: 6 }), { maxLength: 3 }), { nil: undefined }) })
+    .map(({ data, warnings }) => JSON.stringify({ status: 'success', data, ...(warnings === undefined ? {} : { warnings }) }));
+
+  it('reads the same as JSON.parse and the general reader, however the body is cut', () => {
+    fc.assert(
+      fc.property(compactAnswer, fc.array(fc.nat(), { maxLength: 8 }), (text, rawCuts) => {
+        assert.ok(text.startsWith('{"status":"success","data":['));
+        const bytes = encoder.encode(text);
+        const cuts = rawCuts.map((c) => c % (bytes.length + 1));
+        const answer = parse(bytes, cuts);
+        const expected = reference(text);
+        assert.deepEqual(answer.series === null ? null : answer.series.map((s) => ({ name: s.name, labels: [...s.labels] })), expected.series);
+        assert.deepEqual(plain(answer), plain(general(text, cuts)));
+        if (answer.series !== null) assert.equal(answer.distinct, new Set(answer.series).size);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('reads a body that arrives one byte at a time', () => {
+    const text = JSON.stringify({ status: 'success', data: [{ __name__: 'a"]},{', 'p\\': '\\"}],' }, { __name__: 'b\u00e9', q: '\u{1F600}' }], warnings: ['w'] });
+    const bytes = encoder.encode(text);
+    const answer = parse(bytes, Array.from({ length: bytes.length }, (_, i) => i));
+    assert.deepEqual(plain(answer), plain(parse(text)));
+    assert.deepEqual(answer.series, [{ name: 'a"]},{', labels: ['p\\'] }, { name: 'b\u00e9', labels: ['q'] }]);
+    assert.deepEqual(answer.warnings, ['w']);
+  });
+
+  it('refuses exactly what JSON.parse refuses, after random edits of a valid answer', () => {
+    const edit = fc.record({ at: fc.nat(), op: fc.constantFrom('insert', 'delete', 'replace'), char: fc.constantFrom('"', '\\', '{', '}', '[', ']', ',', ':', ' ', 'x', '1', '\u0001', '\u00e9') });
+    fc.assert(
+      fc.property(compactAnswer, fc.array(edit, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { maxLength: 4 }), (text, edits, rawCuts) => {
+        let edited = text;
+        // Edits after the head: the head itself decides which reader runs, and a changed head is the general reader's.
+        for (const { at, op, char } of edits) {
+          const i = 28 + (at % Math.max(1, edited.length - 28));
+          edited = op === 'insert' ? edited.slice(0, i) + char + edited.slice(i) : op === 'delete' ? edited.slice(0, i) + edited.slice(i + 1) : edited.slice(0, i) + char + edited.slice(i + 1);
+        }
+        const bytes = encoder.encode(edited);
+        const cuts = rawCuts.map((c) => c % (bytes.length + 1));
+        let valid = true;
+        try {
+          JSON.parse(edited);
+        } catch {
+          valid = false;
+        }
+        if (!valid) {
+          assert.throws(() => parse(bytes, cuts), MalformedJsonError);
+          return;
+        }
+        let answer: SeriesAnswer;
+        try {
+          answer = parse(bytes, cuts);
+        } catch (err) {
+          // Valid JSON that is no object envelope: refused by both readers.
+          assert.ok(err instanceof MalformedJsonError);
+          assert.throws(() => general(edited), MalformedJsonError);
+          return;
+        }
+        assert.deepEqual(plain(answer), plain(general(edited)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('lets a later data key replace the list, and reads the envelope after the list in any order', () => {
+    const replaced = parse('{"status":"success","data":[{"__name__":"a"}],"warnings":["w"],"data":[{"__name__":"b","x":"1"}]}');
+    assert.deepEqual(replaced.series, [{ name: 'b', labels: ['x'] }]);
+    assert.deepEqual(replaced.warnings, ['w']);
+    assert.equal(parse('{"status":"success","data":[{"__name__":"a"}],"data":null}').series, null);
+    const after = parse('{"status":"success","data":[{"__name__":"a"}],"status":"error","errorType":"timeout","error":"late"}');
+    assert.equal(after.status, 'error');
+    assert.equal(after.errorType, 'timeout');
+    assert.deepEqual(after.series, [{ name: 'a', labels: [] }]);
+  });
+
+  it('refuses a truncated list, an empty element, a trailing comma and anything after the envelope, wherever the body is cut', () => {
+    const refusedAnywhere = (text: string): void => {
+      const bytes = encoder.encode(text);
+      for (let cut = 0; cut <= bytes.length; cut++) assert.throws(() => parse(bytes, [cut]), MalformedJsonError, `${text} cut at ${cut}`);
+    };
+    const body = '{"status":"success","data":[{"__name__":"up","pod":"a\\"]"},{"__name__":"up"}]}';
+    for (let end = 28; end < body.length; end++) malformed(body.slice(0, end));
+    refusedAnywhere('{"status":"success","data":[,{"__name__":"up"}]}');
+    refusedAnywhere('{"status":"success","data":[{"__name__":"up"},,{"__name__":"up"}]}');
+    refusedAnywhere('{"status":"success","data":[{"__name__":"up"},]}');
+    refusedAnywhere('{"status":"success","data":[{"__name__":"up"}, ]}');
+    refusedAnywhere('{"status":"success","data":[{"__name__":"up"}}]}');
+    refusedAnywhere('{"status":"success","data":[{"__name__":"up"]]}');
+    refusedAnywhere('{"status":"success","data":[{"__name__":"up\u0001"}]}');
+    refusedAnywhere('{"status":"success","data":[]} x');
+    refusedAnywhere('{"status":"success","data":[]]');
+    assert.deepEqual(parse('{"status":"success","data":[ ]}').series, []);
+  });
+});
+
 describe('PrometheusHttpClient.series reads the answer as a stream', () => {
   // A FAKE Prometheus on loopback: each test says how the body arrives.
   let respond: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => res.end();

@@ -1,5 +1,7 @@
 import { Tokenizer, TokenType } from '@streamparser/json';
 import type { DiscoveredSeries } from '../rules/series-naming.ts';
+import { COMPACT_SERIES_HEAD, CompactSeriesReader } from './series-compact-reader.ts';
+import { SeriesShapes } from './series-shapes.ts';
 
 /** The body is not one well-formed JSON document; `head` is its first characters, for the error message. */
 export class MalformedJsonError extends Error {
@@ -51,11 +53,84 @@ const SERIES = 3;
  * inside a multi-byte character included) and it keeps only each series' name and sorted label names, deduplicated,
  * as each series ends. Label values never accumulate: memory is a pointer per series and an entry per distinct
  * shape, whatever the size of the answer. Unnamed series and elements that are not objects are dropped.
+ *
+ * Answers in Prometheus's own layout (COMPACT_SERIES_HEAD) go through CompactSeriesReader, which is several times
+ * faster; anything else (other key orders, whitespace, a byte order mark, error envelopes) through a general JSON
+ * tokenizer. Both give what JSON.parse of the whole body would mean, and refuse what it would refuse.
  */
 export class SeriesAnswerParser {
-  readonly #tokenizer = new Tokenizer();
   readonly #head: Uint8Array[] = [];
   #headBytes = 0;
+  /** The first bytes, until they show whether the answer begins with COMPACT_SERIES_HEAD. */
+  #undecided: Buffer | null = Buffer.alloc(0);
+  #compact: { reader: CompactSeriesReader; tail: TokenSeriesReader } | null = null;
+  #general: TokenSeriesReader | null = null;
+
+  /** Throws MalformedJsonError as soon as the bytes so far cannot begin a JSON document. */
+  write(chunk: Uint8Array): void {
+    if (this.#headBytes < HEAD_BYTES) {
+      const part = chunk.subarray(0, HEAD_BYTES - this.#headBytes);
+      this.#head.push(part.slice());
+      this.#headBytes += part.length;
+    }
+    if (this.#compact !== null) this.#compact.reader.write(chunk);
+    else if (this.#general !== null) this.#general.write(chunk);
+    else this.#decide(Buffer.concat([this.#undecided!, chunk]), false);
+  }
+
+  /** The answer, once the body is complete; throws MalformedJsonError for a truncated or empty body. */
+  end(): SeriesAnswer {
+    if (this.#undecided !== null) this.#decide(this.#undecided, true);
+    if (this.#general !== null) return this.#general.end();
+    const { reader, tail } = this.#compact!;
+    reader.end();
+    if (!reader.arrayEnded) throw this.#malformed('the body ends inside the JSON document');
+    const answer = tail.end();
+    // A later "data" key replaces the array read here, as with JSON.parse; the tail reader has read that one.
+    return tail.dataValues > 1 ? answer : { ...answer, series: reader.series, distinct: reader.shapes.size };
+  }
+
+  /** The body's first characters, for messages about it. */
+  head(): string {
+    return new TextDecoder().decode(Buffer.concat(this.#head)).slice(0, HEAD_CHARS);
+  }
+
+  #decide(bytes: Buffer, ended: boolean): void {
+    const known = Math.min(bytes.length, COMPACT_HEAD_BYTES.length);
+    const compact = bytes.subarray(0, known).equals(COMPACT_HEAD_BYTES.subarray(0, known));
+    if (compact && known < COMPACT_HEAD_BYTES.length && !ended) {
+      this.#undecided = bytes;
+      return;
+    }
+    this.#undecided = null;
+    const malformed = (reason: string): MalformedJsonError => this.#malformed(reason);
+    if (compact && known === COMPACT_HEAD_BYTES.length) {
+      const tail = new TokenSeriesReader(malformed);
+      tail.write(COMPACT_TAIL_PRIMER);
+      this.#compact = { reader: new CompactSeriesReader(tail, malformed), tail };
+      this.#compact.reader.write(bytes.subarray(known));
+    } else {
+      this.#general = new TokenSeriesReader(malformed);
+      this.#general.write(bytes);
+    }
+  }
+
+  #malformed(reason: string): MalformedJsonError {
+    return new MalformedJsonError(`not valid JSON: ${reason}`, this.head());
+  }
+}
+
+const COMPACT_HEAD_BYTES = Buffer.from(COMPACT_SERIES_HEAD);
+/** What the general reader is given in place of the array the compact reader reads: the head, and an empty array. */
+const COMPACT_TAIL_PRIMER = Buffer.from(`${COMPACT_SERIES_HEAD}]`);
+
+/**
+ * The general reader: a JSON tokenizer and a strict state machine over its tokens (the tokenizer checks tokens, not
+ * how they are put together).
+ */
+class TokenSeriesReader {
+  readonly #tokenizer = new Tokenizer();
+  readonly #malformed: (reason: string) => MalformedJsonError;
 
   /** Open containers, innermost last: true for an object, false for an array. */
   readonly #stack: boolean[] = [];
@@ -65,19 +140,22 @@ export class SeriesAnswerParser {
   #inData = false;
   #inWarnings = false;
   #topIsObject = false;
+  /** Values given for the envelope's "data" key: the last one counts. */
+  dataValues = 0;
 
   #status: string | undefined;
   #errorType: string | undefined;
   #error: string | undefined;
   readonly #warnings: string[] = [];
   #series: DiscoveredSeries[] | null = null;
-  readonly #shapes = new Map<string, DiscoveredSeries>();
+  readonly #shapes = new SeriesShapes();
 
   #seriesKey = '';
   #seriesName: string | null = null;
   #seriesLabels: string[] = [];
 
-  constructor() {
+  constructor(malformed: (reason: string) => MalformedJsonError) {
+    this.#malformed = malformed;
     this.#tokenizer.onToken = ({ token, value }) => this.#onToken(token, value);
     // The tokenizer's own messages name byte positions; they go into the error with the body's head.
     this.#tokenizer.onError = (err) => {
@@ -85,17 +163,10 @@ export class SeriesAnswerParser {
     };
   }
 
-  /** Throws MalformedJsonError as soon as the bytes so far cannot begin a JSON document. */
   write(chunk: Uint8Array): void {
-    if (this.#headBytes < HEAD_BYTES) {
-      const part = chunk.subarray(0, HEAD_BYTES - this.#headBytes);
-      this.#head.push(part.slice());
-      this.#headBytes += part.length;
-    }
     this.#tokenizer.write(chunk);
   }
 
-  /** The answer, once the body is complete; throws MalformedJsonError for a truncated or empty body. */
   end(): SeriesAnswer {
     this.#tokenizer.end();
     if (this.#state !== DONE) throw this.#malformed(this.#stack.length > 0 || this.#state !== VALUE ? 'the body ends inside the JSON document' : 'the body is empty');
@@ -111,15 +182,6 @@ export class SeriesAnswerParser {
     };
   }
 
-  /** The body's first characters, for messages about it. */
-  head(): string {
-    return new TextDecoder().decode(Buffer.concat(this.#head)).slice(0, HEAD_CHARS);
-  }
-
-  #malformed(reason: string): MalformedJsonError {
-    return new MalformedJsonError(`not valid JSON: ${reason}`, this.head());
-  }
-
   #onToken(token: TokenType, value: unknown): void {
     const stack = this.#stack;
     switch (token) {
@@ -133,6 +195,7 @@ export class SeriesAnswerParser {
         if (depth === ENVELOPE) this.#topIsObject = isObject;
         else if (depth === LIST) {
           if (this.#envelopeKey === 'data') {
+            this.dataValues++;
             this.#inData = !isObject;
             // A repeated key wins over the earlier one, as with JSON.parse.
             this.#series = isObject ? null : [];
@@ -199,6 +262,7 @@ export class SeriesAnswerParser {
     if (this.#state !== VALUE && this.#state !== VALUE_OR_CLOSE) throw this.#unexpected(token);
     const depth = this.#stack.length;
     if (depth === ENVELOPE && this.#envelopeKey === 'data') {
+      this.dataValues++;
       this.#series = null;
     } else if (depth === SERIES && this.#inData && this.#stack[SERIES - 1] === true) {
       this.#label(token === TokenType.STRING ? (value as string) : null);
@@ -244,15 +308,7 @@ export class SeriesAnswerParser {
   #endSeries(): void {
     const name = this.#seriesName;
     if (name === null || name === '') return;
-    const labels = this.#seriesLabels.sort();
-    // JSON of the pair: unambiguous whatever characters the names hold.
-    const key = JSON.stringify([name, labels]);
-    let shape = this.#shapes.get(key);
-    if (shape === undefined) {
-      shape = Object.freeze({ name, labels: Object.freeze(labels) });
-      this.#shapes.set(key, shape);
-    }
-    this.#series!.push(shape);
+    this.#series!.push(this.#shapes.of(name, this.#seriesLabels));
   }
 
   #unexpected(token: TokenType): MalformedJsonError {
