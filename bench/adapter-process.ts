@@ -4,9 +4,12 @@
  * an adapter started and observed the same way.
  */
 import { spawn, type ChildProcess, type IOType } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { milliValue } from '../src/api/quantity.ts';
 
 /**
  * Same watchdog idea as src/demo/prometheus-process.ts: `sh` keeps the read end of our stdin pipe, and when the bench
@@ -24,6 +27,8 @@ const WATCHDOG = [
   '  [ $i -ge 100 ] && kill -KILL $$ 2>/dev/null',
   ') >/dev/null 2>&1 &',
   'exec 3<&-',
+  // Into the memory cgroup before exec, so that Node sizes its heap from the limit from its first instruction.
+  'if [ -n "$PMA_BENCH_CGROUP_PROCS" ]; then echo $$ > "$PMA_BENCH_CGROUP_PROCS" || exit 125; fi',
   'exec "$0" "$@"',
 ].join('\n');
 
@@ -50,6 +55,8 @@ export interface SpawnAdapterOptions {
   nodeArgs?: readonly string[];
   /** Unset: the bench's own environment. */
   env?: NodeJS.ProcessEnv;
+  /** A memory cgroup (memoryCgroup()) to run in; removed once the adapter has exited. */
+  cgroup?: MemoryCgroup | null;
 }
 
 /**
@@ -58,10 +65,135 @@ export interface SpawnAdapterOptions {
  * subshell, still waiting on the pipe, goes too.
  */
 export function spawnAdapter(bin: string, args: readonly string[], options: SpawnAdapterOptions): ChildProcess {
-  return spawn('/bin/sh', ['-c', WATCHDOG, process.execPath, ...(options.nodeArgs ?? []), bin, ...args], {
+  const cgroup = options.cgroup ?? null;
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, process.execPath, ...(options.nodeArgs ?? []), bin, ...args], {
     stdio: ['pipe', options.stdout, options.stderr],
-    env: options.env,
+    env: cgroup === null ? options.env : { ...(options.env ?? process.env), PMA_BENCH_CGROUP_PROCS: cgroup.procsFile },
   });
+  if (cgroup !== null) child.once('exit', () => cgroup.remove());
+  return child;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The container's memory limit
+
+export interface MemoryLimit {
+  /** As written in the manifest, e.g. `512Mi`. */
+  readonly text: string;
+  readonly bytes: number;
+  readonly source: string;
+}
+
+const DEPLOYMENT = fileURLToPath(new URL('../deploy/20-deployment.yaml', import.meta.url));
+
+/**
+ * The memory limit of the adapter's container in deploy/20-deployment.yaml. Node sizes its heap from the memory limit
+ * it runs under (a 259 MB heap under 512Mi, 4.2 GB on a 24 GiB machine without one), and with the heap how often and
+ * how long it collects garbage: the benches run the adapter under this limit so that their figures are the deployed
+ * adapter's.
+ */
+export function deploymentMemoryLimit(): MemoryLimit {
+  for (const doc of parseAllDocuments(readFileSync(DEPLOYMENT, 'utf8'))) {
+    const o = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: { name?: string; resources?: { limits?: { memory?: string } } }[] } } } };
+    if (o?.kind !== 'Deployment') continue;
+    const text = o.spec?.template?.spec?.containers?.find((c) => c.name === 'prometheus-metrics-adapter')?.resources?.limits?.memory;
+    if (text !== undefined) return { text, bytes: Number(milliValue(String(text)) / 1000n), source: path.relative(process.cwd(), DEPLOYMENT) };
+  }
+  throw new Error(`${DEPLOYMENT} sets no memory limit for the prometheus-metrics-adapter container`);
+}
+
+/** `--memory-limit <quantity>` or `none`, else the Deployment's limit; null for none. */
+export function memoryLimitOption(argv: readonly string[]): MemoryLimit | null {
+  const i = argv.indexOf('--memory-limit');
+  if (i === -1) return deploymentMemoryLimit();
+  const text = argv[i + 1] ?? '';
+  if (text === 'none') return null;
+  let bytes: number;
+  try {
+    bytes = Number(milliValue(text) / 1000n);
+  } catch {
+    bytes = Number.NaN;
+  }
+  if (!(bytes >= 64 * 2 ** 20)) {
+    console.error(`--memory-limit takes a Kubernetes quantity of at least 64Mi (e.g. 512Mi) or "none", got ${JSON.stringify(text)}`);
+    process.exit(2);
+  }
+  return { text, bytes, source: '--memory-limit' };
+}
+
+export interface MemoryCgroup {
+  /** The file a process writes its pid to, to join. */
+  readonly procsFile: string;
+  readonly limit: MemoryLimit;
+  /** Once its processes have exited; best effort. */
+  remove(): void;
+}
+
+let cgroups = 0;
+
+/**
+ * A new memory cgroup limited to `limit`, as the container runtime makes for the adapter's container: cgroup v2 where
+ * the memory controller is on the unified hierarchy, else v1's memory hierarchy. Null where neither can be written
+ * (not root, no memory controller, a read-only /sys/fs/cgroup); `why` then says so, for the report.
+ */
+export function memoryCgroup(limit: MemoryLimit): { cgroup: MemoryCgroup | null; why: string } {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((line) => {
+    // <id> <parent> <major:minor> <root> <mount point> <options> [optional fields] - <type> <source> <super options>
+    const [left = '', right = ''] = line.split(' - ');
+    const [type = '', , superOptions = ''] = right.split(' ');
+    return { point: left.split(' ')[4] ?? '', type, superOptions: superOptions.split(',') };
+  });
+  const name = `pma-bench-${process.pid}-${++cgroups}`;
+  const attempts: { dir: string; limitFile: string }[] = [];
+  for (const m of mounts) {
+    if (m.type === 'cgroup2' && readOr(path.join(m.point, 'cgroup.controllers')).split(' ').includes('memory')) {
+      attempts.push({ dir: path.join(m.point, name), limitFile: 'memory.max' });
+    } else if (m.type === 'cgroup' && m.superOptions.includes('memory')) {
+      attempts.push({ dir: path.join(m.point, name), limitFile: 'memory.limit_in_bytes' });
+    }
+  }
+  let why = attempts.length === 0 ? 'this machine has no cgroup memory controller' : '';
+  for (const { dir, limitFile } of attempts) {
+    // v2 hands the controller down only where the parent enables it for its children; the bench changes no such setting.
+    if (limitFile === 'memory.max' && !readOr(path.join(path.dirname(dir), 'cgroup.subtree_control')).split(' ').includes('memory')) {
+      why = `the memory controller is not enabled for children of ${path.dirname(dir)}`;
+      continue;
+    }
+    try {
+      mkdirSync(dir);
+      writeFileSync(path.join(dir, limitFile), String(limit.bytes));
+      return {
+        cgroup: {
+          procsFile: path.join(dir, 'cgroup.procs'),
+          limit,
+          remove: () => {
+            try {
+              if (existsSync(dir)) rmdirSync(dir);
+            } catch {
+              // still has a process; the kernel keeps an empty cgroup harmlessly until the next boot
+            }
+          },
+        },
+        why: '',
+      };
+    } catch (err) {
+      try {
+        if (existsSync(dir)) rmdirSync(dir);
+      } catch {
+        // as above
+      }
+      why = `cannot create a memory cgroup under ${path.dirname(dir)}: ${(err as Error).message}`;
+    }
+  }
+  return { cgroup: null, why };
+}
+
+function readOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
 }
 
 /**
@@ -143,3 +275,34 @@ export function httpsGet(url: string, timeoutMs: number): Promise<{ status: numb
 
 // The benches poll the adapter (readiness, cache sync, settling) and have nothing else to do between polls.
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * How a bench limits its adapters' memory, from its `--memory-limit` option: a fresh cgroup per adapter process, as
+ * each would be its own container, and a line for the report that says what was applied.
+ */
+export class AdapterMemory {
+  readonly limit: MemoryLimit | null;
+  #why = '';
+  #applied = false;
+
+  constructor(argv: readonly string[]) {
+    this.limit = memoryLimitOption(argv);
+  }
+
+  /** A cgroup for the next adapter, or null when there is no limit or none can be made (the report says why). */
+  cgroup(): MemoryCgroup | null {
+    if (this.limit === null) return null;
+    const { cgroup, why } = memoryCgroup(this.limit);
+    if (cgroup === null) this.#why = why;
+    else this.#applied = true;
+    return cgroup;
+  }
+
+  /** One line for the report. */
+  note(): string {
+    if (this.limit === null) return 'adapter memory: not limited (--memory-limit none): Node sized its heap from the whole machine';
+    const what = `${this.limit.text} (${this.limit.source})`;
+    if (this.#applied && this.#why === '') return `adapter memory: limited to ${what} by a memory cgroup per adapter process, as in its container; Node sizes its heap from that limit`;
+    return `adapter memory: NOT limited to ${what}: ${this.#why || 'no adapter was started'}; Node sized its heap from the whole machine, unlike in the container`;
+  }
+}

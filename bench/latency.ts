@@ -4,6 +4,7 @@
  *
  *   npm run bench:latency -- [--pods 10,100,1000,5000] [--runs 3] [--requests 200] [--concurrency 50] [--seconds 5]
  *                            [--startups 5] [--adapter-bin <another checkout's bin/prometheus-metrics-adapter.js>]
+ *                            [--memory-limit <quantity>|none (default: the container's limit in deploy/20-deployment.yaml)]
  *
  * Everything listens on 127.0.0.1: a real Prometheus with backfilled data (one namespace per scale, N pods each), a
  * FAKE Kubernetes API for the pod lists, and the packaged adapter (bin/prometheus-metrics-adapter.js) as separate
@@ -21,7 +22,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freeLoopbackPort, startPrometheus, type SeriesSpec } from '../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
 import { readExposition } from '../test/harness/exposition-reader.ts';
-import { adapterArgs, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
+import { AdapterMemory, adapterArgs, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -49,6 +50,7 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const binIndex = process.argv.indexOf('--adapter-bin');
 // Another checkout's launcher (built) can be measured instead, for before/after figures.
 const BIN = binIndex === -1 ? path.join(REPO, 'bin', 'prometheus-metrics-adapter.js') : path.resolve(process.argv[binIndex + 1] ?? '');
+const MEMORY = new AdapterMemory(process.argv);
 const PROBE = pathToFileURL(path.join(REPO, 'bench', 'soak-probe.ts')).href;
 const SERIES = 'bench_cpu_seconds_total';
 const PREFIX = 'prometheus_metrics_adapter_';
@@ -182,7 +184,7 @@ async function startAdapter(name: string, args: string[], kubeconfig: string, pr
     BIN,
     [...adapterArgs({ config: path.join(dir, 'rules.yaml'), port, kubeconfig, prometheusUrl }), '--max-objects-per-request=20000',
       `--metrics-bind-address=127.0.0.1:${metricsPort}`, ...args],
-    { stdout: 'ignore', stderr: 'pipe', nodeArgs: ['--import', PROBE], env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' } },
+    { stdout: 'ignore', stderr: 'pipe', nodeArgs: ['--import', PROBE], env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' }, cgroup: MEMORY.cgroup() },
   );
   children.add(child);
   let stderr = '';
@@ -237,6 +239,16 @@ async function startRelayFloor(prometheusUrl: string): Promise<{ url: string; st
 // The report's mb() takes bytes, as for os.totalmem(); an adapter already gone reads as NaN rather than throwing
 // inside the RSS sampler's interval.
 const rssBytes = (pid: number): number => (procStatusMb(pid, 'VmRSS') ?? Number.NaN) * 2 ** 20;
+/** The V8 heap limit the probe reported: what Node made of the memory it may use. */
+function heapLimitMb(probeFile: string): string {
+  try {
+    const first = readFileSync(probeFile, 'utf8').split('\n')[0] ?? '';
+    return (JSON.parse(first) as { heapLimitMb: number }).heapLimitMb.toFixed(0);
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** Worst event-loop lag p99 the probe reported since `sinceMs`. */
 function lagP99Ms(probeFile: string, sinceMs: number): number {
   let text = '';
@@ -538,6 +550,7 @@ async function main(): Promise<void> {
   const out: string[] = [];
   const p = (line = ''): void => void out.push(line);
   p(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${mb(os.totalmem())} MiB, Node ${process.versions.node}, commit ${commit}`);
+  p(`${MEMORY.note()} (V8 heap limit in the adapters: ${heapLimitMb(uncached.probeFile)} MB).`);
   p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up, one keep-alive connection per target, uncached, direct and relay-floor requests in turn, the order reversed every other round; load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
   p('Latency figures are median / p99 in ms over all samples of all runs; parentheses: the lowest and highest run median.');
   p();

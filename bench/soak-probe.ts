@@ -6,6 +6,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 
 const file = process.env['PMA_SOAK_PROBE_FILE'];
 const intervalMs = Number(process.env['PMA_SOAK_PROBE_INTERVAL_MS'] ?? 10_000);
@@ -25,6 +26,8 @@ if (file !== undefined && file !== '') {
       // Committed V8 heap: the part of RSS that garbage collection can shrink again; heapUsed alone saw-tooths.
       heapTotalMb: mem.heapTotal / 2 ** 20,
       externalMb: mem.external / 2 ** 20,
+      // What Node made of the memory limit it runs under (a cgroup's, or the machine's): the heap's ceiling.
+      heapLimitMb: getHeapStatistics().heap_size_limit / 2 ** 20,
     };
     delay.reset();
     try {
