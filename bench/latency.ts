@@ -431,6 +431,7 @@ async function main(): Promise<void> {
     uncached: ReturnType<typeof summary>;
     direct: ReturnType<typeof summary>;
     relay: ReturnType<typeof summary>;
+    codec: ReturnType<typeof summary>;
     load: { cached: LoadResult[]; uncached: LoadResult[]; direct: LoadResult[] };
     queriesPerRequest: number;
     promBytesPerRequest: number;
@@ -458,23 +459,33 @@ async function main(): Promise<void> {
     }
     const directUrl = `${prometheus.url}/api/v1/query?${new URLSearchParams({ query: promql })}`;
     const relayUrl = `${relay.url}/?${new URLSearchParams({ query: promql, bytes: String(probe.bytes) })}`;
+    const codecUrl = `${relay.url}/?${new URLSearchParams({ query: promql, codec: `${ns(pods)}/cpu_1m/60` })}`;
+    // The codec floor must do the adapter's work: its answer is the adapter's items (in Prometheus's order, and
+    // evaluated a moment apart: compared without order and timestamps).
+    const codecProbe = await getJson(codecUrl);
+    const comparable = (json: any): string =>
+      JSON.stringify(((json?.items ?? []) as { timestamp?: string; describedObject: { name: string } }[]).map(({ timestamp: _t, ...rest }) => rest).sort((a, b) => (a.describedObject.name < b.describedObject.name ? -1 : 1)));
+    if (codecProbe.status !== 200 || comparable(codecProbe.json) !== comparable(probe.json)) {
+      throw new Error(`codec floor: HTTP ${codecProbe.status}, ${items(codecProbe.json)} items, ${codecProbe.bytes} bytes: not the adapter's answer (${pods} items, ${probe.bytes} bytes)`);
+    }
 
     const byNameBefore = (await prometheus.queryLog()).length;
     const byName = await getJson(`${uncached.url}${metricPath(pods, 'cpu_by_name_1m')}`);
     const byNameSent = (await prometheus.queryLog()).slice(byNameBefore);
 
     say(`${pods} pods: sequential requests, ${RUNS} runs of ${REQUESTS}`);
-    const seq = { cached: [] as number[][], uncached: [] as number[][], direct: [] as number[][], relay: [] as number[][] };
+    const seq = { cached: [] as number[][], uncached: [] as number[][], direct: [] as number[][], relay: [] as number[][], codec: [] as number[][] };
     const times = { requests: 0, requestSeconds: 0, queries: 0, querySeconds: 0 };
     for (let run = 0; run < RUNS; run++) {
       const [c] = await interleaved([{ url: `${cached.url}${cpuPath}`, items }], pods);
       const t0 = await adapterTimes(uncached);
       // The pair whose ratio is reported sees the same Prometheus.
-      const [u, d, f] = await interleaved(
+      const [u, d, f, k] = await interleaved(
         [
           { url: `${uncached.url}${cpuPath}`, items },
           { url: directUrl, items: results },
           { url: relayUrl, items: () => pods },
+          { url: codecUrl, items },
         ],
         pods,
       );
@@ -484,6 +495,7 @@ async function main(): Promise<void> {
       seq.uncached.push(u!);
       seq.direct.push(d!);
       seq.relay.push(f!);
+      seq.codec.push(k!);
     }
 
     say(`${pods} pods: ${CONNECTIONS} connections for ${SECONDS} s, ${RUNS} runs`);
@@ -521,6 +533,7 @@ async function main(): Promise<void> {
       uncached: summary(seq.uncached),
       direct: summary(seq.direct),
       relay: summary(seq.relay),
+      codec: summary(seq.codec),
       load: loads,
       queriesPerRequest: counters1.queries - counters0.queries,
       promBytesPerRequest: counters1.bytes - counters0.bytes,
@@ -551,16 +564,16 @@ async function main(): Promise<void> {
   const p = (line = ''): void => void out.push(line);
   p(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${mb(os.totalmem())} MiB, Node ${process.versions.node}, commit ${commit}`);
   p(`${MEMORY.note()} (V8 heap limit in the adapters: ${heapLimitMb(uncached.probeFile)} MB).`);
-  p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up, one keep-alive connection per target, uncached, direct and relay-floor requests in turn, the order reversed every other round; load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
+  p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up, one keep-alive connection per target, uncached, direct, relay-floor and codec-floor requests in turn, the order reversed every other round; load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
   p('Latency figures are median / p99 in ms over all samples of all runs; parentheses: the lowest and highest run median.');
   p();
   p('### One HPA: sequential `pods/*/cpu_1m?labelSelector=app=web`');
   p();
-  p('| pods | adapter, warm cache | adapter, uncached | Prometheus directly, same PromQL | uncached / direct (median) | relay floor (Node HTTPS, no processing) | relay / direct | uncached, adapter\'s clock: request / query (mean) | Prometheus evaluation (query log, median) |');
-  p('|---:|---|---|---|---:|---|---:|---|---:|');
+  p('| pods | adapter, warm cache | adapter, uncached | Prometheus directly, same PromQL | uncached / direct (median) | relay floor (Node HTTPS, no processing) | relay / direct | codec floor (relay + the adapter\'s reader and writer) | codec / direct | uncached, adapter\'s clock: request / query (mean) | Prometheus evaluation (query log, median) |');
+  p('|---:|---|---|---|---:|---|---:|---|---:|---|---:|');
   for (const r of rows) {
     const cell = (s: ReturnType<typeof summary>): string => `${ms(s.median)} / ${ms(s.p99)}${spread(s.runMedians)}`;
-    p(`| ${r.pods} | ${cell(r.cached)} | ${cell(r.uncached)} | ${cell(r.direct)} | ${(r.uncached.median / r.direct.median).toFixed(2)}x | ${cell(r.relay)} | ${(r.relay.median / r.direct.median).toFixed(2)}x | ${ms(r.serverMs)} / ${ms(r.queryMs)} | ${ms(r.evalMs)} |`);
+    p(`| ${r.pods} | ${cell(r.cached)} | ${cell(r.uncached)} | ${cell(r.direct)} | ${(r.uncached.median / r.direct.median).toFixed(2)}x | ${cell(r.relay)} | ${(r.relay.median / r.direct.median).toFixed(2)}x | ${cell(r.codec)} | ${(r.codec.median / r.direct.median).toFixed(2)}x | ${ms(r.serverMs)} / ${ms(r.queryMs)} | ${ms(r.evalMs)} |`);
   }
   p();
   p(`### ${CONNECTIONS} HPAs at once: ${CONNECTIONS} connections, requests/s and latency median / p99 (ms)`);
