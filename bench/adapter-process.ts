@@ -75,7 +75,7 @@ export function spawnAdapter(bin: string, args: readonly string[], options: Spaw
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The container's memory limit
+// The adapter as its Deployment runs it: memory limit and Node options
 
 export interface MemoryLimit {
   /** As written in the manifest, e.g. `512Mi`. */
@@ -86,20 +86,36 @@ export interface MemoryLimit {
 
 const DEPLOYMENT = fileURLToPath(new URL('../deploy/20-deployment.yaml', import.meta.url));
 
+interface DeployedContainer {
+  resources?: { limits?: { memory?: string } };
+  env?: { name?: string; value?: string }[];
+}
+
+/** The adapter's container in deploy/20-deployment.yaml. */
+function deployedContainer(): DeployedContainer {
+  for (const doc of parseAllDocuments(readFileSync(DEPLOYMENT, 'utf8'))) {
+    const o = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: ({ name?: string } & DeployedContainer)[] } } } };
+    if (o?.kind !== 'Deployment') continue;
+    const container = o.spec?.template?.spec?.containers?.find((c) => c.name === 'prometheus-metrics-adapter');
+    if (container !== undefined) return container;
+  }
+  throw new Error(`${DEPLOYMENT} has no prometheus-metrics-adapter container`);
+}
+
 /**
- * The memory limit of the adapter's container in deploy/20-deployment.yaml. Node sizes its heap from the memory limit
- * it runs under (a 259 MB heap under 512Mi, 4.2 GB on a 24 GiB machine without one), and with the heap how often and
- * how long it collects garbage: the benches run the adapter under this limit so that their figures are the deployed
- * adapter's.
+ * The memory limit of the adapter's container. Node sizes its heap from the memory limit it runs under (a 259 MB heap
+ * under 512Mi, 4.2 GB on a 24 GiB machine without one), and with the heap how often and how long it collects garbage:
+ * the benches run the adapter under this limit so that their figures are the deployed adapter's.
  */
 export function deploymentMemoryLimit(): MemoryLimit {
-  for (const doc of parseAllDocuments(readFileSync(DEPLOYMENT, 'utf8'))) {
-    const o = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: { name?: string; resources?: { limits?: { memory?: string } } }[] } } } };
-    if (o?.kind !== 'Deployment') continue;
-    const text = o.spec?.template?.spec?.containers?.find((c) => c.name === 'prometheus-metrics-adapter')?.resources?.limits?.memory;
-    if (text !== undefined) return { text, bytes: Number(milliValue(String(text)) / 1000n), source: path.relative(process.cwd(), DEPLOYMENT) };
-  }
-  throw new Error(`${DEPLOYMENT} sets no memory limit for the prometheus-metrics-adapter container`);
+  const text = deployedContainer().resources?.limits?.memory;
+  if (text === undefined) throw new Error(`${DEPLOYMENT} sets no memory limit for the prometheus-metrics-adapter container`);
+  return { text: String(text), bytes: Number(milliValue(String(text)) / 1000n), source: path.relative(process.cwd(), DEPLOYMENT) };
+}
+
+/** NODE_OPTIONS of the adapter's container (its garbage collector's settings), or '' when it sets none. */
+export function deploymentNodeOptions(): string {
+  return deployedContainer().env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
 }
 
 /** `--memory-limit <quantity>` or `none`, else the Deployment's limit; null for none. */
@@ -277,16 +293,29 @@ export function httpsGet(url: string, timeoutMs: number): Promise<{ status: numb
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * How a bench limits its adapters' memory, from its `--memory-limit` option: a fresh cgroup per adapter process, as
- * each would be its own container, and a line for the report that says what was applied.
+ * How a bench runs its adapters: as the Deployment runs the adapter, unless `--memory-limit` or `--node-options` say
+ * otherwise. Memory: a fresh cgroup per adapter process, as each would be its own container. Node options: the
+ * container's NODE_OPTIONS (`--node-options none` for Node's defaults). `note()` says what was applied, for the report.
  */
-export class AdapterMemory {
+export class AdapterRuntime {
   readonly limit: MemoryLimit | null;
+  readonly nodeOptions: string;
   #why = '';
   #applied = false;
 
   constructor(argv: readonly string[]) {
     this.limit = memoryLimitOption(argv);
+    const i = argv.indexOf('--node-options');
+    const given = i === -1 ? undefined : argv[i + 1];
+    this.nodeOptions = given === undefined ? deploymentNodeOptions() : given === 'none' ? '' : given;
+  }
+
+  /** The adapter's environment: `base` with the Node options in NODE_OPTIONS (and only those). */
+  env(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+    const env = { ...base };
+    if (this.nodeOptions === '') delete env['NODE_OPTIONS'];
+    else env['NODE_OPTIONS'] = this.nodeOptions;
+    return env;
   }
 
   /** A cgroup for the next adapter, or null when there is no limit or none can be made (the report says why). */
@@ -300,9 +329,10 @@ export class AdapterMemory {
 
   /** One line for the report. */
   note(): string {
-    if (this.limit === null) return 'adapter memory: not limited (--memory-limit none): Node sized its heap from the whole machine';
+    const options = `NODE_OPTIONS ${this.nodeOptions === '' ? 'unset' : `"${this.nodeOptions}"`}`;
+    if (this.limit === null) return `adapter runtime: memory not limited (--memory-limit none), so Node sized its heap from the whole machine; ${options}`;
     const what = `${this.limit.text} (${this.limit.source})`;
-    if (this.#applied && this.#why === '') return `adapter memory: limited to ${what} by a memory cgroup per adapter process, as in its container; Node sizes its heap from that limit`;
-    return `adapter memory: NOT limited to ${what}: ${this.#why || 'no adapter was started'}; Node sized its heap from the whole machine, unlike in the container`;
+    if (this.#applied && this.#why === '') return `adapter runtime: memory limited to ${what} by a memory cgroup per adapter process, as in its container, and Node sizes its heap from that; ${options}`;
+    return `adapter runtime: memory NOT limited to ${what}: ${this.#why || 'no adapter was started'}; Node sized its heap from the whole machine, unlike in the container; ${options}`;
   }
 }

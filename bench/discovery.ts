@@ -3,7 +3,7 @@
  * `/api/v1/series`) takes and how much memory the adapter needs for it, at 10k, 100k and 1M series.
  *
  *   npm run bench:discovery -- [--series 10000,100000,1000000] [--runs 3] [--adapter-bin <another checkout's bin/prometheus-metrics-adapter.js>]
- *                              [--memory-limit <quantity>|none (default: the container's limit in deploy/20-deployment.yaml)]
+ *                              [--memory-limit <quantity>|none] [--node-options <NODE_OPTIONS>|none] (default: as deploy/20-deployment.yaml runs the adapter)
  *
  * Per scale, a real Prometheus is backfilled with that many synthetic series (container-style labels on a handful of
  * metric names), a FAKE Kubernetes API serves resource discovery, and the packaged adapter runs as a separate
@@ -22,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freeLoopbackPort, startPrometheus, type PrometheusProcess, type SeriesSpec } from '../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer, type FakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
-import { AdapterMemory, adapterArgs, httpsGet, lastLines, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
+import { AdapterRuntime, adapterArgs, httpsGet, lastLines, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -43,7 +43,7 @@ const SCALES = (arg('series') ?? '10000,100000,1000000').split(',').map((s) => {
 const RUNS = Number(arg('runs') ?? 3);
 if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 100) fail(`--runs must be an integer in [1, 100], got ${arg('runs')}`);
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const MEMORY = new AdapterMemory(process.argv);
+const RUNTIME = new AdapterRuntime(process.argv);
 const BIN = path.resolve(arg('adapter-bin') ?? path.join(REPO, 'bin', 'prometheus-metrics-adapter.js'));
 // A relist over millions of series must be measured, not cut off by the default 30 s budget.
 const PROMETHEUS_TIMEOUT = '10m';
@@ -228,7 +228,7 @@ async function runAdapter(dir: string, prometheusUrl: string, kube: FakeKubeApiS
     `--prometheus-timeout=${PROMETHEUS_TIMEOUT}`,
   ];
   const spawnedAt = performance.now();
-  const child: ChildProcess = spawnAdapter(BIN, args, { stdout: logFd, stderr: logFd, cgroup: MEMORY.cgroup() });
+  const child: ChildProcess = spawnAdapter(BIN, args, { stdout: logFd, stderr: logFd, env: RUNTIME.env(), cgroup: RUNTIME.cgroup() });
   closeSync(logFd);
   const pid = child.pid!;
   let exit: string | null = null;
@@ -300,7 +300,7 @@ function printReport(reports: ScaleReport[]): void {
   const cpus = os.cpus();
   console.log('');
   console.log(`Machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.type()} ${os.release()}`);
-  console.log(`${MEMORY.note()[0]!.toUpperCase()}${MEMORY.note().slice(1)}.`);
+  console.log(`${RUNTIME.note()[0]!.toUpperCase()}${RUNTIME.note().slice(1)}.`);
   console.log(`Adapter: ${BIN}; runs per scale: ${RUNS}; figures are median / p99 (nearest rank; with 3 runs p99 is the max)`);
   console.log('');
   console.log('| series | /api/v1/series body (gzip) | Prometheus alone | adapter relist | start → metric list served | adapter peak RSS (VmHWM) | adapter RSS after discovery | runs ok |');

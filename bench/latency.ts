@@ -4,7 +4,7 @@
  *
  *   npm run bench:latency -- [--pods 10,100,1000,5000] [--runs 3] [--requests 200] [--concurrency 50] [--seconds 5]
  *                            [--startups 5] [--adapter-bin <another checkout's bin/prometheus-metrics-adapter.js>]
- *                            [--memory-limit <quantity>|none (default: the container's limit in deploy/20-deployment.yaml)]
+ *                            [--memory-limit <quantity>|none] [--node-options <NODE_OPTIONS>|none] (default: as deploy/20-deployment.yaml runs the adapter)
  *
  * Everything listens on 127.0.0.1: a real Prometheus with backfilled data (one namespace per scale, N pods each), a
  * FAKE Kubernetes API for the pod lists, and the packaged adapter (bin/prometheus-metrics-adapter.js) as separate
@@ -22,7 +22,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freeLoopbackPort, startPrometheus, type SeriesSpec } from '../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
 import { readExposition } from '../test/harness/exposition-reader.ts';
-import { AdapterMemory, adapterArgs, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
+import { AdapterRuntime, adapterArgs, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -50,7 +50,7 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const binIndex = process.argv.indexOf('--adapter-bin');
 // Another checkout's launcher (built) can be measured instead, for before/after figures.
 const BIN = binIndex === -1 ? path.join(REPO, 'bin', 'prometheus-metrics-adapter.js') : path.resolve(process.argv[binIndex + 1] ?? '');
-const MEMORY = new AdapterMemory(process.argv);
+const RUNTIME = new AdapterRuntime(process.argv);
 const PROBE = pathToFileURL(path.join(REPO, 'bench', 'soak-probe.ts')).href;
 const SERIES = 'bench_cpu_seconds_total';
 const PREFIX = 'prometheus_metrics_adapter_';
@@ -184,7 +184,7 @@ async function startAdapter(name: string, args: string[], kubeconfig: string, pr
     BIN,
     [...adapterArgs({ config: path.join(dir, 'rules.yaml'), port, kubeconfig, prometheusUrl }), '--max-objects-per-request=20000',
       `--metrics-bind-address=127.0.0.1:${metricsPort}`, ...args],
-    { stdout: 'ignore', stderr: 'pipe', nodeArgs: ['--import', PROBE], env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' }, cgroup: MEMORY.cgroup() },
+    { stdout: 'ignore', stderr: 'pipe', nodeArgs: ['--import', PROBE], env: RUNTIME.env({ ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: '1000' }), cgroup: RUNTIME.cgroup() },
   );
   children.add(child);
   let stderr = '';
@@ -563,7 +563,7 @@ async function main(): Promise<void> {
   const out: string[] = [];
   const p = (line = ''): void => void out.push(line);
   p(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'cpu'}, ${mb(os.totalmem())} MiB, Node ${process.versions.node}, commit ${commit}`);
-  p(`${MEMORY.note()} (V8 heap limit in the adapters: ${heapLimitMb(uncached.probeFile)} MB).`);
+  p(`${RUNTIME.note()} (V8 heap limit in the adapters: ${heapLimitMb(uncached.probeFile)} MB).`);
   p(`runs: ${RUNS}; sequential: ${REQUESTS} requests a run after 10 warm-up, one keep-alive connection per target, uncached, direct, relay-floor and codec-floor requests in turn, the order reversed every other round; load: ${CONNECTIONS} connections for ${SECONDS} s a run.`);
   p('Latency figures are median / p99 in ms over all samples of all runs; parentheses: the lowest and highest run median.');
   p();

@@ -6,7 +6,7 @@
  *
  *   npm run bench:soak -- [--minutes 10] [--pods 200] [--connections 16] [--namespaces 4] [--grace 5] [--interval 10]
  *                         [--no-probe] [--adapter-bin <path to another checkout's bin/prometheus-metrics-adapter.js>]
- *                         [--memory-limit <quantity>|none (default: the container's limit in deploy/20-deployment.yaml)]
+ *                         [--memory-limit <quantity>|none] [--node-options <NODE_OPTIONS>|none] (default: as deploy/20-deployment.yaml runs the adapter)
  *
  * Everything listens on 127.0.0.1: a real Prometheus with backfilled data, a FAKE Kubernetes API for the pod list,
  * and a TCP proxy in front of Prometheus so that the replacement can come up on another port behind the address the
@@ -23,7 +23,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freeLoopbackPort, startPrometheus, type PrometheusProcess, type SeriesSpec, type StartPrometheusOptions } from '../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
-import { AdapterMemory, adapterArgs, httpsGet, lastLines, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
+import { AdapterRuntime, adapterArgs, httpsGet, lastLines, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -45,7 +45,7 @@ const NAMESPACES = Math.floor(numberArg('namespaces', 4, 1, 50));
 const GRACE_S = numberArg('grace', 5, 0, 120);
 const INTERVAL_S = numberArg('interval', 10, 1, 600);
 const PROBE = !process.argv.includes('--no-probe');
-const MEMORY = new AdapterMemory(process.argv);
+const RUNTIME = new AdapterRuntime(process.argv);
 const binIndex = process.argv.indexOf('--adapter-bin');
 
 const RUN_MS = Math.round(MINUTES * 60_000);
@@ -488,8 +488,8 @@ async function main(): Promise<number> {
     stdout: logFd,
     stderr: logFd,
     nodeArgs: PROBE ? ['--import', pathToFileURL(PROBE_MODULE).href] : [],
-    env: { ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: String(INTERVAL_S * 1000) },
-    cgroup: MEMORY.cgroup(),
+    env: RUNTIME.env({ ...process.env, PMA_SOAK_PROBE_FILE: probeFile, PMA_SOAK_PROBE_INTERVAL_MS: String(INTERVAL_S * 1000) }),
+    cgroup: RUNTIME.cgroup(),
   });
   adapter = child;
   const pid = child.pid!;
@@ -686,7 +686,7 @@ async function main(): Promise<number> {
   o();
   o(`- run: ${fmt(loadMs / 60_000, 2)} min of load (asked ${MINUTES}), started ${new Date(loadStartedWall).toISOString()}; ${PODS} pods in ${NAMESPACES} namespaces; ${CONNECTIONS} keep-alive HTTPS connections (autocannon ${autocannonVersion()}) cycling through ${MIX.length} paths; --query-cache-ttl=1s`);
   o(`- machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.versions.node}, ${os.platform()} ${os.release()}`);
-  o(`- ${MEMORY.note()}`);
+  o(`- ${RUNTIME.note()}`);
   if (stale !== null) o(`- WARNING: ${stale}`);
   o(`- adapter: ${path.relative(process.cwd(), BIN) || BIN} as a separate process, pid ${pid}; alive at the end of the load: ${aliveAtEnd ? 'YES' : `NO — ${describeExit(adapterExit!)} at +${secs(adapterExit!.at)}s`}; graceful shutdown: ${shutdown}`);
   o(`- Prometheus: SIGKILL at +${killedAt === null ? `- (${killError ?? 'run ended first'})` : secs(killedAt)}s; replacement ready at +${restoredAt === null ? '-' : secs(restoredAt)}s (backfill + start ${restartMs === null ? '-' : secs(restartMs)} s); down window counted as [SIGKILL, ready + ${GRACE_S} s] = [${secs(spans.down[0])}, ${secs(spans.down[1])}] s`);
