@@ -203,6 +203,24 @@ function logLines(file: string): Record<string, unknown>[] {
   return out;
 }
 
+/**
+ * CPU time the process has used, user and system, from /proc/<pid>/stat: less sensitive than wall-clock time to
+ * what else the machine is doing, so the figure to compare the adapter's own work across runs and builds.
+ */
+function procCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name in parentheses may hold spaces; the fields after it are space-separated.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name (state is the first).
+    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1000;
+  } catch {
+    return Number.NaN;
+  }
+}
+/** sysconf(_SC_CLK_TCK): 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100;
+
 // ---------------------------------------------------------------------------------------------------------------
 // One run
 
@@ -210,6 +228,8 @@ interface RunResult {
   relistMs: number;
   relistSeries: number;
   startToListMs: number;
+  /** CPU time (user + system) the adapter process used from its start until the list was served. */
+  cpuMs: number;
   peakRssMb: number;
   rssAfterMb: number;
 }
@@ -258,11 +278,12 @@ async function runAdapter(dir: string, prometheusUrl: string, kube: FakeKubeApiS
       await sleep(25);
     }
     const rssAfterMb = procStatusMb(pid, 'VmRSS') ?? Number.NaN;
+    const cpuMs = procCpuMs(pid);
     const peakRssMb = procStatusMb(pid, 'VmHWM') ?? Number.NaN;
     const relist = logLines(logFile).find((l) => l['msg'] === 'series relist' || l['msg'] === 'series relist finished with failures');
     if (!relist) throw new RunFailure(`the metric list is served but the adapter logged no relist:\n${lastLines(logFile, 15)}`);
     if (relist['failed'] !== 0) throw new RunFailure(`the relist had failures: ${JSON.stringify(relist)}`);
-    return { relistMs: Number(relist['ms']), relistSeries: Number(relist['series']), startToListMs, peakRssMb, rssAfterMb };
+    return { relistMs: Number(relist['ms']), relistSeries: Number(relist['series']), startToListMs, cpuMs, peakRssMb, rssAfterMb };
   } finally {
     if (exit === null) {
       child.kill('SIGTERM');
@@ -303,8 +324,8 @@ function printReport(reports: ScaleReport[]): void {
   console.log(`${RUNTIME.note()[0]!.toUpperCase()}${RUNTIME.note().slice(1)}.`);
   console.log(`Adapter: ${BIN}; runs per scale: ${RUNS}; figures are median / p99 (nearest rank; with 3 runs p99 is the max)`);
   console.log('');
-  console.log('| series | /api/v1/series body (gzip) | Prometheus alone | adapter relist | start → metric list served | adapter peak RSS (VmHWM) | adapter RSS after discovery | runs ok |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| series | /api/v1/series body (gzip) | Prometheus alone | adapter relist | start → metric list served | adapter CPU until served | adapter peak RSS (VmHWM) | adapter RSS after discovery | runs ok |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of reports) {
     const ok = r.runs.length;
     const col = (values: number[], f: (n: number) => string, unit: string): string =>
@@ -316,6 +337,10 @@ function printReport(reports: ScaleReport[]): void {
         's',
       )} | ${col(
         r.runs.map((x) => x.startToListMs),
+        fmtS,
+        's',
+      )} | ${col(
+        r.runs.map((x) => x.cpuMs),
         fmtS,
         's',
       )} | ${col(
@@ -397,7 +422,7 @@ async function main(): Promise<number> {
           }
           report.runs.push(r);
           say(
-            `  run ${run}: relist ${fmtS(r.relistMs)} s, list served ${fmtS(r.startToListMs)} s after spawn, peak RSS ${fmtMb(r.peakRssMb)} MB, RSS after ${fmtMb(r.rssAfterMb)} MB; Prometheus alone ${fmtS(report.floorMs.at(-1)!)} s`,
+            `  run ${run}: relist ${fmtS(r.relistMs)} s, list served ${fmtS(r.startToListMs)} s after spawn, CPU ${fmtS(r.cpuMs)} s, peak RSS ${fmtMb(r.peakRssMb)} MB, RSS after ${fmtMb(r.rssAfterMb)} MB; Prometheus alone ${fmtS(report.floorMs.at(-1)!)} s`,
           );
         } catch (err) {
           if (!(err instanceof RunFailure)) throw err;
