@@ -31,12 +31,17 @@ export class CompactSeriesReader {
   readonly #decoder = new StringDecoder('utf8');
   readonly #malformed: (reason: string) => Error;
   readonly #tail: { write(bytes: Uint8Array): void };
-  /** Text not yet parsed: it starts between two elements (never inside a string), or at the array's start. */
-  #text = '';
-  /** Where scanning resumes in #text, and the scanner's state there. */
-  #at = 0;
+  /**
+   * Text not yet parsed, in the pieces it arrived in: it starts between two elements (never inside a string), or at
+   * the array's start. Kept as pieces, and each piece scanned once, so that an element longer than a chunk costs time
+   * in proportion to its size, not to its size squared.
+   */
+  #pieces: string[] = [];
+  /** The scanner's state at the end of the last piece. */
   #depth = 0;
   #inString = false;
+  /** Inside a string, the last piece ended in an odd run of backslashes: the next piece's first character is escaped. */
+  #escapePending = false;
   /** A comma between elements has been seen: the array cannot be empty, and no element may be. */
   #separated = false;
   #arrayEnded = false;
@@ -54,60 +59,73 @@ export class CompactSeriesReader {
   write(bytes: Uint8Array): void {
     const text = this.#decoder.write(bytes as Buffer);
     if (this.#arrayEnded) this.#tail.write(Buffer.from(text));
-    else this.#scan(this.#text + text);
+    else if (text !== '') this.#scan(text);
   }
 
   end(): void {
     const text = this.#decoder.end();
     if (this.#arrayEnded) this.#tail.write(Buffer.from(text));
-    else if (text !== '') this.#scan(this.#text + text);
+    else if (text !== '') this.#scan(text);
   }
 
-  #scan(text: string): void {
-    let i = this.#at;
+  #scan(piece: string): void {
     let depth = this.#depth;
     let inString = this.#inString;
+    let i = 0;
     let cut = -1;
-    const n = text.length;
+    const n = piece.length;
     while (i < n) {
       if (inString) {
-        const quote = text.indexOf('"', i);
+        const quote = piece.indexOf('"', i);
         if (quote === -1) {
           i = n;
           break;
         }
-        // The quote ends the string unless an odd run of backslashes escapes it. The string's opening quote is in
-        // `text` (it starts outside any string), so the look back stops there at the latest.
+        // The quote ends the string unless an odd run of backslashes escapes it. A run that reaches back to the
+        // piece's start continues in the last piece (the string's opening quote stops it otherwise).
         let before = quote;
-        while (text.charCodeAt(before - 1) === BACKSLASH) before--;
+        while (before > 0 && piece.charCodeAt(before - 1) === BACKSLASH) before--;
+        const escaped = ((quote - before) & 1) === 1 !== (before === 0 && this.#escapePending);
         i = quote + 1;
-        if (((quote - before) & 1) === 0) inString = false;
+        if (!escaped) inString = false;
         continue;
       }
-      const c = text.charCodeAt(i++);
+      const c = piece.charCodeAt(i++);
       if (c === QUOTE) inString = true;
       else if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
       else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
         if (depth > 0) depth--;
         else if (c === CLOSE_BRACKET) {
-          this.#elements(text.slice(0, i - 1), true);
+          this.#elements(this.#take(piece, i - 1), true);
           this.#arrayEnded = true;
-          this.#text = '';
-          this.#tail.write(Buffer.from(text.slice(i)));
+          this.#tail.write(Buffer.from(piece.slice(i)));
           return;
         } else throw this.#malformed('unexpected } in the series list');
       } else if (c === COMMA && depth === 0) cut = i - 1;
     }
-    if (cut !== -1) {
-      this.#elements(text.slice(0, cut), false);
+    if (cut === -1) {
+      this.#pieces.push(piece);
+    } else {
+      this.#elements(this.#take(piece, cut), false);
       this.#separated = true;
-      text = text.slice(cut + 1);
-      i -= cut + 1;
+      this.#pieces = [piece.slice(cut + 1)];
     }
-    this.#text = text;
-    this.#at = i;
     this.#depth = depth;
     this.#inString = inString;
+    if (inString) {
+      let run = 0;
+      while (run < n && piece.charCodeAt(n - 1 - run) === BACKSLASH) run++;
+      this.#escapePending = ((run & 1) === 1) !== (run === n && this.#escapePending);
+    } else {
+      this.#escapePending = false;
+    }
+  }
+
+  /** The pieces so far and `piece` up to `end`, as one text; the pieces are then used up. */
+  #take(piece: string, end: number): string {
+    const text = this.#pieces.length === 0 ? piece.slice(0, end) : this.#pieces.join('') + piece.slice(0, end);
+    this.#pieces = [];
+    return text;
   }
 
   /** Whole elements, separated by commas; `last`: the run that ends the array, which alone may hold none. */
