@@ -110,7 +110,12 @@ function deployedContainer(): DeployedContainer {
 export function deploymentMemoryLimit(): MemoryLimit {
   const text = deployedContainer().resources?.limits?.memory;
   if (text === undefined) throw new Error(`${DEPLOYMENT} sets no memory limit for the prometheus-metrics-adapter container`);
-  return { text: String(text), bytes: Number(milliValue(String(text)) / 1000n), source: path.relative(process.cwd(), DEPLOYMENT) };
+  return { text: String(text), bytes: quantityBytes(String(text)), source: path.relative(process.cwd(), DEPLOYMENT) };
+}
+
+/** A Kubernetes memory quantity (`512Mi`) in bytes; throws for text that is no quantity. */
+function quantityBytes(text: string): number {
+  return Number(milliValue(text) / 1000n);
 }
 
 /** NODE_OPTIONS of the adapter's container (its garbage collector's settings), or '' when it sets none. */
@@ -126,7 +131,7 @@ export function memoryLimitOption(argv: readonly string[]): MemoryLimit | null {
   if (text === 'none') return null;
   let bytes: number;
   try {
-    bytes = Number(milliValue(text) / 1000n);
+    bytes = quantityBytes(text);
   } catch {
     bytes = Number.NaN;
   }
@@ -140,7 +145,6 @@ export function memoryLimitOption(argv: readonly string[]): MemoryLimit | null {
 export interface MemoryCgroup {
   /** The file a process writes its pid to, to join. */
   readonly procsFile: string;
-  readonly limit: MemoryLimit;
   /** Once its processes have exited; best effort. */
   remove(): void;
 }
@@ -181,7 +185,6 @@ export function memoryCgroup(limit: MemoryLimit): { cgroup: MemoryCgroup | null;
       return {
         cgroup: {
           procsFile: path.join(dir, 'cgroup.procs'),
-          limit,
           remove: () => {
             try {
               if (existsSync(dir)) rmdirSync(dir);
@@ -270,6 +273,25 @@ export function procStatusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number | nu
     return null;
   }
 }
+
+/**
+ * CPU time the process has used, user and system, from /proc/<pid>/stat: less sensitive than wall-clock time to
+ * what else the machine is doing, so the figure to compare the adapter's own work across runs and builds. NaN once
+ * the process is gone.
+ */
+export function procCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name in parentheses may hold spaces; the fields after it are space-separated.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name (state is the first).
+    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1000;
+  } catch {
+    return Number.NaN;
+  }
+}
+/** sysconf(_SC_CLK_TCK): 100 on every Linux this runs on. */
+const CLOCK_TICKS = 100;
 
 /**
  * One request on a fresh connection (the adapter's certificate is self-signed): readiness polls must not reuse a

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freeLoopbackPort, startPrometheus, type PrometheusProcess, type SeriesSpec } from '../src/demo/prometheus-process.ts';
 import { startFakeKubeApiServer, type FakeKubeApiServer } from '../test/harness/fake-kube-apiserver.ts';
-import { AdapterRuntime, adapterArgs, httpsGet, lastLines, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
+import { AdapterRuntime, adapterArgs, httpsGet, lastLines, procCpuMs, procStatusMb, sleep, spawnAdapter, warnIfStaleBuild } from './adapter-process.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -202,24 +202,6 @@ function logLines(file: string): Record<string, unknown>[] {
   }
   return out;
 }
-
-/**
- * CPU time the process has used, user and system, from /proc/<pid>/stat: less sensitive than wall-clock time to
- * what else the machine is doing, so the figure to compare the adapter's own work across runs and builds.
- */
-function procCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name in parentheses may hold spaces; the fields after it are space-separated.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name (state is the first).
-    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1000;
-  } catch {
-    return Number.NaN;
-  }
-}
-/** sysconf(_SC_CLK_TCK): 100 on every Linux this runs on. */
-const CLOCK_TICKS = 100;
 
 // ---------------------------------------------------------------------------------------------------------------
 // One run
